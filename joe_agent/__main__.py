@@ -1,0 +1,3 @@
+from joe_agent.cli import main
+
+raise SystemExit(main())

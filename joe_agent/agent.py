@@ -1,0 +1,252 @@
+"""The agent loop: ask the model, run the tools it calls, show it the results, repeat until it
+answers without tool calls or the step limit is reached. Everything else (prompt layout,
+tools, permissions, transcripts, checkpoints, skills) lives in its own module."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol, Sequence
+
+from joe_agent.context import Context, Injection
+from joe_agent.errors import ModelError, StreamError, ToolsUnsupported
+from joe_agent.messages import (ErrorEvent, Event, Message, Notice, TextDelta, ThinkingDelta,
+                                ToolCall, ToolCallEvent, ToolResult, ToolResultEvent, TurnDone)
+from joe_agent.models.base import ChatModel
+
+LOOP_LIMIT = 3  # the same failing call this many times in a row stops the turn
+
+
+class TurnHook(Protocol):
+    """Something that acts around each turn (checkpoints, the skills ledger)."""
+
+    def before_turn(self, turn: int, text: str) -> list[str]: ...
+
+    def after_turn(self, turn: int, done: TurnDone) -> list[str]: ...
+
+
+SkillPicker = Callable[[int, str, Sequence[str]], "list[Injection]"]
+
+
+@dataclass
+class _Turn:
+    """What the current turn has produced so far, so an interrupt can close it cleanly."""
+
+    start: float = field(default_factory=time.monotonic)
+    steps: int = 0
+    content: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    streaming: bool = False
+    open_calls: list[ToolCall] = field(default_factory=list)  # called but not yet answered
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    eval_seconds: float = 0.0
+    final_text: str = ""
+    fail_sig: str = ""
+    fail_count: int = 0
+
+
+class Agent:
+    def __init__(self, model: ChatModel, registry, context: Context, transcript=None,
+                 max_steps: int = 30, hooks: Sequence[TurnHook] = (), pick_skills: SkillPicker | None = None,
+                 native_tools: bool = True, text_protocol: Callable[[list[dict]], str] | None = None) -> None:
+        self.model, self.registry, self.context, self.transcript = model, registry, context, transcript
+        self.max_steps, self.hooks, self.pick_skills = max_steps, list(hooks), pick_skills
+        self.native_tools, self.text_protocol = native_tools, text_protocol
+        self.turn = 0
+        self.last_turn_tokens_per_s: float | None = None
+
+    @property
+    def history(self) -> list[Message]:
+        return self.context.history
+
+    # ---- the loop -----------------------------------------------------------------------
+    def run_turn(self, text: str, forced_skills: Sequence[str] = ()) -> Iterator[Event]:
+        self.turn += 1
+        t = _Turn()
+        try:
+            yield from self._begin(text, forced_skills)
+            while t.steps < self.max_steps:
+                t.steps += 1
+                for note in self.context.fit():
+                    yield self._notice(note, "compaction")
+                reply = yield from self._ask_model(t)
+                if reply is None:
+                    return (yield from self._finish(t, "error"))
+                if not reply.tool_calls:
+                    t.final_text = reply.content
+                    return (yield from self._finish(t, "done"))
+                t.open_calls = list(reply.tool_calls)
+                for call in reply.tool_calls:
+                    yield from self._run_tool(call, t)
+                    if t.fail_count >= LOOP_LIMIT:
+                        yield from self._close_open_calls(t, "Skipped: the turn was stopped.")
+                        yield self._notice(f"stopped: {call.name} failed {LOOP_LIMIT} times in a row with the same arguments", "loop")
+                        return (yield from self._finish(t, "loop"))
+            yield self._notice(f"stopped after {self.max_steps} steps (max_steps); say 'continue' to go on", "max_steps")
+            yield from self._finish(t, "max_steps")
+        except KeyboardInterrupt:
+            self._settle_interrupt(t)
+            yield self._notice("interrupted", "interrupt")
+            yield from self._finish(t, "interrupted")
+        except GeneratorExit:  # the consumer stopped iterating (its own Ctrl-C)
+            self._settle_interrupt(t)
+            self._log_done(t, "interrupted")
+            raise
+
+    # ---- steps --------------------------------------------------------------------------
+    def _begin(self, text: str, forced: Sequence[str]) -> Iterator[Event]:
+        for hook in self.hooks:
+            for note in hook.before_turn(self.turn, text):
+                yield self._notice(note, "checkpoint")
+        injections = self.pick_skills(self.turn, text, forced) if self.pick_skills else []
+        for inj in injections:
+            yield self._notice(f"used skill: {inj.name} ({inj.reason})", "skills", {"skill": inj.name, "reason": inj.reason})
+        self._append(Message("user", Context.user_content(text, injections)), request=text)
+
+    def _ask_model(self, t: _Turn) -> Iterator[Event]:
+        """Stream one reply. Returns the assistant Message, or None after an error event."""
+        t.content, t.thinking, calls, last = [], [], [], None
+        raw_prompt = self.context.raw_tokens()
+        t.streaming = True
+        try:
+            for chunk in self.model.stream(self.context.messages(), self.context.tools if self.native_tools else None):
+                if chunk.thinking:
+                    t.thinking.append(chunk.thinking)
+                    yield ThinkingDelta(chunk.thinking)
+                if chunk.content:
+                    t.content.append(chunk.content)
+                    yield TextDelta(chunk.content)
+                calls.extend(chunk.tool_calls)
+                last = chunk if chunk.done else last
+        except ToolsUnsupported:
+            t.streaming = False
+            yield self._notice(f"{self.model.name} does not support native tool calls; using text tool calls", "textcalls")
+            self._use_text_protocol()
+            return (yield from self._ask_model(t))
+        except StreamError as e:
+            t.streaming = False
+            yield self._error(str(e), "stream", partial=self._keep_partial(t, interrupted=False))
+            return None
+        except ModelError as e:
+            t.streaming = False
+            yield self._error(str(e), type(e).__name__)
+            return None
+        t.streaming = False
+        if last is not None:
+            self.context.counter.calibrate(raw_prompt, last.prompt_tokens)
+            t.prompt_tokens = last.prompt_tokens or t.prompt_tokens
+            t.completion_tokens += last.completion_tokens or 0
+            t.eval_seconds += last.eval_duration_s or 0.0
+        msg = self._assistant_message("".join(t.content), "".join(t.thinking), calls)
+        self._append(msg)
+        return msg
+
+    def _run_tool(self, call: ToolCall, t: _Turn) -> Iterator[Event]:
+        yield ToolCallEvent(call)
+        self._log("tool_call", call=call.to_dict())
+        began = time.monotonic()
+        result = self.registry.run(call)
+        t.open_calls.remove(call)
+        self._log("tool_result", name=call.name, ok=result.ok, meta=result.meta, seconds=round(time.monotonic() - began, 3))
+        self._append(self._result_message(call, result))
+        yield ToolResultEvent(call, result)
+        sig = call.name + json.dumps(call.arguments, sort_keys=True, default=str) + call.arguments_error
+        if result.ok:
+            t.fail_sig, t.fail_count = "", 0
+        else:
+            t.fail_count = t.fail_count + 1 if sig == t.fail_sig else 1
+            t.fail_sig = sig
+
+    def _finish(self, t: _Turn, reason: str) -> Iterator[Event]:
+        done = self._log_done(t, reason)
+        for hook in self.hooks:
+            for note in hook.after_turn(self.turn, done):
+                yield self._notice(note, "checkpoint")
+        yield done
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _assistant_message(self, text: str, thinking: str, calls: list[ToolCall]) -> Message:
+        """Native calls as they came; otherwise look for calls written as text. With native
+        tools on, a text call is stored as a structured call (the prose stays the content),
+        so the model's next turn sees the conversation in its own native format."""
+        if not calls:
+            from joe_agent.models.textcalls import parse_text_calls
+
+            parsed = parse_text_calls(text, set(self.registry.names()))
+            if parsed.calls:
+                calls = parsed.calls
+                text = parsed.prose if self.native_tools else text
+        return Message("assistant", text, thinking, calls)
+
+    def _result_message(self, call: ToolCall, result: ToolResult) -> Message:
+        body = result.content if result.ok else f"ERROR: {result.content}"
+        if self.native_tools:
+            return Message("tool", body, tool_name=call.name, tool_call_id=call.id)
+        return Message("user", f"[result of {call.name}]\n{body}", tool_name=call.name)
+
+    def _use_text_protocol(self) -> None:
+        self.native_tools = False
+        if self.text_protocol is not None:
+            self.context.set_tool_protocol(self.text_protocol(self.registry.schemas()), None)
+
+    def _keep_partial(self, t: _Turn, interrupted: bool) -> bool:
+        """Keep whatever streamed before an error or interrupt, marked as such."""
+        text, thinking = "".join(t.content), "".join(t.thinking)
+        if not (text or thinking):
+            return False
+        flags = {"partial": True, "interrupted": True} if interrupted else {"partial": True}
+        self._append(Message("assistant", text, thinking), **flags)
+        return True
+
+    def _close_open_calls(self, t: _Turn, why: str) -> Iterator[Event]:
+        for call in list(t.open_calls):
+            result = ToolResult(why, ok=False, meta={"interrupted": True})
+            t.open_calls.remove(call)
+            self._append(self._result_message(call, result))
+            yield ToolResultEvent(call, result)
+
+    def _settle_interrupt(self, t: _Turn) -> None:
+        """Leave the conversation valid: the partial reply kept and every call answered."""
+        if t.streaming:
+            t.streaming = False
+            self._keep_partial(t, interrupted=True)
+        for _ in self._close_open_calls(t, "Interrupted by the user before this finished."):
+            pass
+
+    def _log_done(self, t: _Turn, reason: str) -> TurnDone:
+        tps = t.completion_tokens / t.eval_seconds if t.eval_seconds > 0 else None
+        if tps is not None:
+            self.last_turn_tokens_per_s = tps
+        done = TurnDone(reason=reason, steps=t.steps, prompt_tokens=t.prompt_tokens,
+                        completion_tokens=t.completion_tokens, duration_s=time.monotonic() - t.start,
+                        tokens_per_s=tps, final_text=t.final_text)
+        self._log("turn_done", reason=reason, steps=t.steps, prompt_tokens=t.prompt_tokens,
+                  completion_tokens=t.completion_tokens, seconds=round(done.duration_s, 3),
+                  tokens_per_s=round(tps, 2) if tps else None)
+        return done
+
+    def _append(self, msg: Message, **flags) -> None:
+        self.context.append(msg)
+        if self.transcript is not None:
+            self.transcript.write_message(msg, self.turn, **flags)
+
+    def _log(self, type_: str, **fields) -> None:
+        if self.transcript is not None:
+            self.transcript.write(type_, self.turn, **fields)
+
+    def _notice(self, text: str, topic: str, data: dict | None = None) -> Notice:
+        self._log("notice", text=text, topic=topic)
+        return Notice(text, topic, data or {})
+
+    def _error(self, message: str, kind: str, partial: bool = False) -> ErrorEvent:
+        self._log("error", message=message, error_type=kind, partial=partial)
+        return ErrorEvent(message, kind, partial)
+
+    def clear(self) -> None:
+        """A new conversation in the same session log."""
+        self.context.replace_history([])
+        self._log("notice", text="conversation cleared", topic="clear")
+
+    def context_usage(self) -> dict:
+        return self.context.usage()

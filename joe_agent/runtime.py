@@ -1,0 +1,161 @@
+"""Builds one session's objects from Settings: model, tools, permissions, context, agent,
+transcript, and the learning features. The REPL and headless mode both start here.
+
+The model client (ollama imports pydantic and httpx: ~300 ms) and the /api/show call happen
+in a background thread, so the REPL can show its prompt while they load; `runtime.agent`
+waits for them the first time it is used."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from joe_agent import __version__
+from joe_agent.config import Settings
+from joe_agent.errors import JoeError
+from joe_agent.paths import project_key
+
+
+def make_model(settings: Settings):
+    """The ChatModel for these settings (imports the backend lazily)."""
+    if settings.model.startswith("scripted:"):
+        from joe_agent.models.scripted import ScriptedModel
+
+        return ScriptedModel.from_file(Path(settings.model.split(":", 1)[1]).expanduser())
+    options = {"temperature": settings.temperature} if settings.temperature is not None else None
+    if settings.backend == "openai":
+        from joe_agent.models.openai_compat import OpenAICompatModel
+
+        return OpenAICompatModel(settings.model, host=settings.host, options=options)
+    from joe_agent.models.ollama import OllamaModel
+
+    return OllamaModel(settings.model, host=settings.host, num_ctx=settings.num_ctx,
+                       keep_alive=settings.keep_alive, options=options, max_num_ctx=settings.max_num_ctx)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    root: Path
+    home: Path
+    permissions: Any
+    transcript: Any
+    features: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    resume_messages: list = field(default_factory=list)
+    resume_turn: int = 0
+    hooks: list = field(default_factory=list)
+    _agent: Any = None
+    _model: Any = None
+    _error: JoeError | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def create(cls, settings: Settings, root: Path, home: Path, headless: bool = False,
+               approver=None, resume: Path | None = None) -> "Runtime":
+        from joe_agent.memory.transcript import Transcript, new_session_id
+        from joe_agent.tools.permissions import Permissions
+
+        root = root.resolve()
+        folder = home / "transcripts" / project_key(root)
+        mode = settings.mode
+        permissions = Permissions(mode=mode, approver=approver, headless=headless)
+        if resume is not None:
+            transcript = Transcript.open_existing(resume)
+            messages, turn = transcript.messages(), transcript.last_turn()
+        else:
+            transcript, messages, turn = Transcript(folder, new_session_id()), [], 0
+        rt = cls(settings, root, home, permissions, transcript, resume_messages=messages, resume_turn=turn)
+        return rt
+
+    def start(self, background: bool = True) -> "Runtime":
+        """Connect to the model and build the agent (in a thread when `background`)."""
+        if background:
+            threading.Thread(target=self._build, name="joe-model-init", daemon=True).start()
+        else:
+            self._build()
+        return self
+
+    def _build(self) -> None:
+        try:
+            self._model = make_model(self.settings)
+            self._agent = self._build_agent(self._model)
+        except JoeError as e:
+            self._error = e
+        except Exception as e:  # a bug, but the person still gets a line, not a hang
+            self._error = JoeError(f"could not start the model client: {type(e).__name__}: {e}")
+        finally:
+            self._ready.set()
+
+    def _build_agent(self, model):
+        from joe_agent.agent import Agent
+        from joe_agent.context import Context, PromptParts, load_prompt, read_agents_md
+        from joe_agent.models.textcalls import tool_protocol_prompt
+        from joe_agent.tools.registry import Registry, ToolContext
+        from joe_agent.tools.workspace import Workspace
+
+        info = model.info()
+        workspace = Workspace(self.root, protected=[self.home])
+        registry = Registry(ToolContext(workspace, self.permissions, shell_timeout=self.settings.shell_timeout,
+                                        output_cap=self.settings.output_cap))
+        parts = PromptParts(base=load_prompt("system").format(root=self.root), agents_md=read_agents_md(self.root))
+        native = info.supports_tools
+        if not native:
+            parts.tool_protocol = tool_protocol_prompt(registry.schemas())
+        context = Context(parts, registry.schemas() if native else None, model.num_ctx)
+        context.replace_history(self.resume_messages)
+        agent = Agent(model, registry, context, transcript=self.transcript, max_steps=self.settings.max_steps,
+                      hooks=self.hooks, native_tools=native, text_protocol=tool_protocol_prompt)
+        agent.turn = self.resume_turn
+        if not self.resume_messages:
+            self.transcript.write("session_start", 0, session=self.transcript.id, root=str(self.root),
+                                  model=model.name, backend=self.settings.backend, version=__version__,
+                                  num_ctx=model.num_ctx, native_tools=native)
+        return agent
+
+    # ---- use ----------------------------------------------------------------------------
+    def wait(self) -> None:
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def agent(self):
+        self.wait()
+        return self._agent
+
+    @property
+    def model(self):
+        self.wait()
+        return self._model
+
+    def model_name(self) -> str:
+        return self._model.name if self._model is not None else self.settings.model
+
+    def list_models(self) -> list[str]:
+        return (self._model or make_model(self.settings)).list_models()
+
+    def switch_model(self, name: str) -> None:
+        """Use another model from the next turn on, keeping the conversation."""
+        history, turn = (list(self._agent.history), self._agent.turn) if self._agent else ([], 0)
+        old = self.settings.model
+        self.settings.model = name
+        try:
+            model = make_model(self.settings)
+            self.resume_messages, self.resume_turn = history, turn
+            agent = self._build_agent(model)
+        except JoeError:
+            self.settings.model = old
+            raise
+        self._model, self._agent, self._error = model, agent, None
+        self.transcript.write("notice", turn, text=f"model switched to {name}", topic="model")
+
+    def close(self) -> None:
+        """Session end."""
+        for hook in self.hooks:
+            end = getattr(hook, "session_end", None)
+            if end is not None:
+                end()
+        turn = self._agent.turn if self._agent is not None else self.resume_turn
+        self.transcript.write("session_end", turn)
