@@ -78,3 +78,10 @@ def test_bool_and_none_values(tmp_path):
     write(tmp_path / "home" / "config.yaml", "auto_prune: yes\nnum_ctx: null\n")
     s = load_settings(tmp_path, env={"JOE_PRUNE_HAND_WRITTEN": "true"}, home=tmp_path / "home")
     assert s.auto_prune is True and s.num_ctx is None and s.prune_hand_written is True
+
+
+def test_every_setting_is_documented():
+    from dataclasses import fields
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    missing = [f.name for f in fields(Settings) if f"`{f.name}`" not in doc]
+    assert not missing, f"document these settings in docs/configuration.md: {missing}"
