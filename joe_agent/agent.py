@@ -44,6 +44,7 @@ class _Turn:
     final_text: str = ""
     fail_sig: str = ""
     fail_count: int = 0
+    denied: int = 0
 
 
 class Agent:
@@ -151,6 +152,7 @@ class Agent:
         self._log("tool_result", name=call.name, ok=result.ok, meta=result.meta, seconds=round(time.monotonic() - began, 3))
         self._append(self._result_message(call, result))
         yield ToolResultEvent(call, result)
+        t.denied += bool(result.meta.get("denied"))
         sig = call.name + json.dumps(call.arguments, sort_keys=True, default=str) + call.arguments_error
         if result.ok:
             t.fail_sig, t.fail_count = "", 0
@@ -220,7 +222,7 @@ class Agent:
             self.last_turn_tokens_per_s = tps
         done = TurnDone(reason=reason, steps=t.steps, prompt_tokens=t.prompt_tokens,
                         completion_tokens=t.completion_tokens, duration_s=time.monotonic() - t.start,
-                        tokens_per_s=tps, final_text=t.final_text)
+                        tokens_per_s=tps, final_text=t.final_text, denied=t.denied)
         self._log("turn_done", reason=reason, steps=t.steps, prompt_tokens=t.prompt_tokens,
                   completion_tokens=t.completion_tokens, seconds=round(done.duration_s, 3),
                   tokens_per_s=round(tps, 2) if tps else None)

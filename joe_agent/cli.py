@@ -132,7 +132,7 @@ def run_headless(args) -> int:
         raise JoeError("-p needs a task, e.g. joe -p \"add a --json flag to cli.py\"")
     root, home = _root(args), _home()
     settings = _settings(args, root)
-    rt = Runtime.create(settings, root, home, headless=not args.yes, resume=_resume_path(args, root, home, False))
+    rt = Runtime.create(settings, root, home, headless=True, resume=_resume_path(args, root, home, False))
     rt.start(background=False)
     rt.wait()
     done, error = None, None

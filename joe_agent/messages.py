@@ -157,6 +157,7 @@ class TurnDone:
     duration_s: float = 0.0
     tokens_per_s: float | None = None
     final_text: str = ""
+    denied: int = 0  # tool actions the person refused this turn
     kind: Literal["turn_done"] = "turn_done"
 
 

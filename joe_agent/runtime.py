@@ -44,7 +44,7 @@ class Runtime:
     features: dict[str, Callable[..., Any]] = field(default_factory=dict)
     resume_messages: list = field(default_factory=list)
     resume_turn: int = 0
-    hooks: list = field(default_factory=list)
+    learning: Any = None
     _agent: Any = None
     _model: Any = None
     _error: JoeError | None = None
@@ -95,18 +95,28 @@ class Runtime:
         from joe_agent.tools.registry import Registry, ToolContext
         from joe_agent.tools.workspace import Workspace
 
+        from joe_agent.learning import Learning, read_skill_tool
+
         info = model.info()
         workspace = Workspace(self.root, protected=[self.home])
         registry = Registry(ToolContext(workspace, self.permissions, shell_timeout=self.settings.shell_timeout,
                                         output_cap=self.settings.output_cap))
-        parts = PromptParts(base=load_prompt("system").format(root=self.root), agents_md=read_agents_md(self.root))
+        if self.learning is None:
+            self.learning = Learning(self.settings, self.root, self.home, self.transcript.id)
+        hooks = self.learning.hooks(model.name)
+        advisor = self.learning.advisor
+        parts = PromptParts(base=load_prompt("system").format(root=self.root), agents_md=read_agents_md(self.root),
+                            rules=self.learning.rules_text(),
+                            catalog=advisor.catalog_text(model.num_ctx, self.settings.catalog_share))
+        if advisor.skills:
+            registry.add(read_skill_tool(advisor))
         native = info.supports_tools
         if not native:
             parts.tool_protocol = tool_protocol_prompt(registry.schemas())
         context = Context(parts, registry.schemas() if native else None, model.num_ctx)
         context.replace_history(self.resume_messages)
         agent = Agent(model, registry, context, transcript=self.transcript, max_steps=self.settings.max_steps,
-                      hooks=self.hooks, native_tools=native, text_protocol=tool_protocol_prompt)
+                      hooks=hooks, pick_skills=advisor.pick, native_tools=native, text_protocol=tool_protocol_prompt)
         agent.turn = self.resume_turn
         if not self.resume_messages:
             self.transcript.write("session_start", 0, session=self.transcript.id, root=str(self.root),
@@ -153,9 +163,7 @@ class Runtime:
 
     def close(self) -> None:
         """Session end."""
-        for hook in self.hooks:
-            end = getattr(hook, "session_end", None)
-            if end is not None:
-                end()
+        if self.learning is not None and self.learning.advisor is not None:
+            self.learning.advisor.session_end()
         turn = self._agent.turn if self._agent is not None else self.resume_turn
         self.transcript.write("session_end", turn)
