@@ -56,6 +56,7 @@ class Agent:
         self.native_tools, self.text_protocol = native_tools, text_protocol
         self.turn = 0
         self.last_turn_tokens_per_s: float | None = None
+        self._notes: list[str] = []
 
     @property
     def history(self) -> list[Message]:
@@ -103,7 +104,9 @@ class Agent:
         injections = self.pick_skills(self.turn, text, forced) if self.pick_skills else []
         for inj in injections:
             yield self._notice(f"used skill: {inj.name} ({inj.reason})", "skills", {"skill": inj.name, "reason": inj.reason})
-        self._append(Message("user", Context.user_content(text, injections)), request=text)
+        notes, self._notes = self._notes, []
+        request = "\n".join([*notes, text]) if notes else text
+        self._append(Message("user", Context.user_content(request, injections)), request=text)
 
     def _ask_model(self, t: _Turn) -> Iterator[Event]:
         """Stream one reply. Returns the assistant Message, or None after an error event."""
@@ -244,6 +247,11 @@ class Agent:
     def _error(self, message: str, kind: str, partial: bool = False) -> ErrorEvent:
         self._log("error", message=message, error_type=kind, partial=partial)
         return ErrorEvent(message, kind, partial)
+
+    def add_note(self, text: str) -> None:
+        """Something the model should hear with the next request (e.g. files reverted by /undo);
+        carried in that user message, so the prompt prefix stays append-only."""
+        self._notes.append(text)
 
     def clear(self) -> None:
         """A new conversation in the same session log."""

@@ -40,9 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--continue", dest="continue_", action="store_true", help="resume the latest session here")
     p.add_argument("--resume", nargs="?", const="", metavar="ID", help="resume a session (a list when no id)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    s = sub.add_parser("sessions", help="list this project's sessions")
+    s = sub.add_parser("sessions", help="list, search or reindex past sessions")
+    s.add_argument("action", nargs="?", choices=["list", "search", "reindex"], default="list")
+    s.add_argument("query", nargs="*", help="search words")
     s.add_argument("--all", action="store_true", help="sessions of every project")
+    s.add_argument("--json", action="store_true", help="search results as JSON")
     sub.add_parser("doctor", help="check Ollama, the model, JOE_HOME, git and tokens")
+    k = sub.add_parser("skills", help="the skill library: list, show, prune, restore, check, trust, sync, review")
+    k.add_argument("action", nargs="?", help="list | show | prune | restore | check | trust | sync | review")
+    k.add_argument("name", nargs="?", help="a skill name")
+    k.add_argument("--dry-run", action="store_true", help="prune: show what would go and why")
+    r = sub.add_parser("rules", help="preference rules: list, edit, rm N, confirm N")
+    r.add_argument("action", nargs="?", help="list | edit | rm | confirm")
+    r.add_argument("arg", nargs="?", help="rule number")
+    y = sub.add_parser("synthesize", help="propose a skill from a session (default: the latest)")
+    y.add_argument("--session", help="session id (see `joe sessions`)")
+    e = sub.add_parser("eval", help="paired runs with and without skills over task folders")
+    e.add_argument("tasks", nargs="+", type=Path, help="task folders, or folders of them")
+    e.add_argument("--repeat", type=int, default=1, help="runs per task and arm")
+    e.add_argument("--skill", help="also run an arm with only this skill")
+    e.add_argument("--json-report", type=Path, help="write the report as JSON here")
+    e.add_argument("--record", action="store_true", help="feed outcomes to the ledger as verified evidence")
     return p
 
 
@@ -178,11 +196,20 @@ def run_interactive(args) -> int:
     settings = _settings(args, root)
     rt = Runtime.create(settings, root, home, headless=False, resume=_resume_path(args, root, home, True))
     rt.start(background=True)
+    rt.distiller().resume()  # corrections an earlier session left undistilled
     return run_repl(rt)
 
 
 @subcommand("sessions")
 def cmd_sessions(args) -> int:
+    if args.action in ("search", "reindex"):
+        from joe_agent.history_cli import history_cli
+        from joe_agent.repl import render
+
+        query = " ".join(args.query)
+        if args.action == "search" and not query.strip():
+            raise JoeError("usage: joe sessions search WORDS")
+        return history_cli(args.action, query, args.json, _home(), _root(args), render.table, render.print_line)
     from joe_agent.memory.transcript import list_sessions
     from joe_agent.paths import project_key
     from joe_agent.repl import render
@@ -210,6 +237,46 @@ def cmd_doctor(args) -> int:
     checks = run_checks(_settings(args, root), _home(), root)
     render.doctor(checks)
     return EXIT_OK if all(c.ok is not False for c in checks) else EXIT_FAIL
+
+
+@subcommand("skills")
+def cmd_skills(args) -> int:
+    from joe_agent.skills_cli import skills_main
+
+    root = _root(args)
+    if args.action == "review":
+        from joe_agent.amend_cli import review_amendments
+
+        return review_amendments(_settings(args, root), _home(), root)
+    return skills_main(args.action, args.name, _settings(args, root), _home(), root, dry_run=args.dry_run)
+
+
+@subcommand("rules")
+def cmd_rules(args) -> int:
+    from joe_agent.repl import render
+    from joe_agent.undo import rules_cli
+
+    root = _root(args)
+    return rules_cli(args.action, args.arg, _home(), root, render.print_line)
+
+
+@subcommand("synthesize")
+def cmd_synthesize(args) -> int:
+    from joe_agent.memory.synthesize import synthesize_cli
+    from joe_agent.repl import render
+    from joe_agent.runtime import make_model
+
+    root = _root(args)
+    settings = _settings(args, root)
+    return synthesize_cli(args.session, _home(), root, make_model(settings), render.print_line, render.ask, settings.editor)
+
+
+@subcommand("eval")
+def cmd_eval(args) -> int:
+    from joe_agent.eval.runner import eval_main
+
+    root = _root(args)
+    return eval_main(args, _settings(args, root), _home())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,7 +51,7 @@ class CheckpointHook:
 
 class SkillAdvisor:
     def __init__(self, library, ledger, session_id: str, model_name: str, max_skills: int = 3,
-                 threshold: float = 0.6, skills: list | None = None) -> None:
+                 threshold: float = 0.6, skills: list | None = None, blocked=None) -> None:
         from joe_agent.memory.retrieval import Retriever
 
         self.library, self.ledger, self.session_id, self.model_name = library, ledger, session_id, model_name
@@ -62,6 +62,8 @@ class SkillAdvisor:
         self.by_name = {s.name: s for s in self.skills}
         self.used: set[str] = set()
         self.turn = 0
+        self.blocked = blocked or (lambda skill: "")
+        self.withheld: dict[str, str] = {}  # skill -> why the load guard kept it from the model
 
     # ---- per turn ---------------------------------------------------------------------
     def pick(self, turn: int, text: str, forced: Sequence[str] = ()) -> list[Injection]:
@@ -71,10 +73,12 @@ class SkillAdvisor:
         out = []
         for name in forced:
             skill = self.by_name.get(name)
-            if skill is not None:
+            if skill is not None and not self._withhold(skill):
                 out.append(Injection(name, injection_block(skill), "asked for with /skill"))
                 self._record(turn, name, "injected")
         for m in self.retriever.match(text, limit=self.max_skills, threshold=self.threshold):
+            if self._withhold(m.skill):
+                continue
             if m.skill.name not in forced and len(out) < self.max_skills + len(forced):
                 out.append(Injection(m.skill.name, injection_block(m.skill, m), m.reason))
                 self._record(turn, m.skill.name, "injected")
@@ -83,6 +87,12 @@ class SkillAdvisor:
             if m.skill.name not in picked:
                 self._record(turn, m.skill.name, "catalog")  # offered; ignored unless read
         return out
+
+    def _withhold(self, skill) -> bool:
+        why = self.withheld.get(skill.name)
+        if why is None:
+            why = self.withheld[skill.name] = self.blocked(skill)
+        return bool(why)
 
     def before_turn(self, turn: int, text: str) -> list[str]:
         """A new request means the person moved on: earlier turns were accepted."""
@@ -120,7 +130,7 @@ class SkillAdvisor:
             if st is not None and self.library.get(name) is not None:
                 lines = st.summary_lines()
                 try:
-                    self.library.update_stats(name, lines["last_used"], lines["success_rate"])
+                    self.library.update_stats(name, lines["Last Used"], lines["Success Rate"])
                 except (StoreError, OSError):
                     pass  # a read-only skill file keeps its old numbers; the ledger is the truth
 
@@ -143,6 +153,9 @@ class SkillAdvisor:
         if skill is None:
             near = ", ".join(sorted(self.by_name)[:30]) or "none"
             raise ToolFailure(f"no skill named {name!r}; skills: {near}")
+        if self._withhold(skill):
+            raise ToolFailure(f"skill {name!r} is held back by the safety check ({self.withheld[name]}); "
+                              "the person can review it with `joe skills check`")
         self._record(self.turn, name, "read")
         if not file:
             return self.library.body(name)[:READ_CAP]
@@ -221,18 +234,60 @@ class Learning:
         s = self.settings
         self.advisor = SkillAdvisor(self.library, self.ledger, self.session_id, model_name,
                                     max_skills=s.max_skills, threshold=s.skill_threshold,
-                                    skills=self.usable_skills())
+                                    skills=self.usable_skills(), blocked=self.blocked)
         hooks: list = [self.advisor]
         if self.checkpoints is not None:
             hooks.insert(0, CheckpointHook(self.checkpoints, self.session_id))
         return hooks
 
     def usable_skills(self) -> list:
-        """Loaded skills minus those the load guard flags (never injected until trusted)."""
-        return [sk for sk in self.library.load() if not self.flagged(sk)]
+        """Loaded skills minus those the load guard flags: a flagged skill is neither injected,
+        nor listed in the catalog, nor readable, until the person edits or trusts it. Verdicts
+        are cached by file size and mtime, so 10,000 skills are not re-read every start."""
+        import json
 
-    def flagged(self, skill) -> bool:
-        return False
+        cache_path = self.home / "cache" / "guard.json"
+        try:
+            cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cache = {}
+        fresh, out = {}, []
+        for sk in self.library.load():
+            try:
+                st = Path(sk.path).stat()
+            except OSError:
+                continue
+            key = f"{sk.path}:{st.st_mtime_ns}:{st.st_size}"
+            verdict = cache[key] if key in cache else self.blocked(sk)
+            fresh[key] = verdict
+            if not verdict or self._trusted_now(sk):
+                out.append(sk)
+        if fresh != cache:
+            from joe_agent.memory.store import atomic_write
+
+            try:
+                atomic_write(cache_path, json.dumps(fresh))
+            except StoreError:
+                pass  # only a cache
+        return out
+
+    def _trusted_now(self, skill) -> bool:
+        from joe_agent.trust import skill_trusted
+
+        return skill_trusted(self.home, skill.name, self.library.body(skill.name))
+
+    def blocked(self, skill) -> str:
+        """Why this skill must not reach the model ("" when it may): text that grants
+        permissions, sends data out or hides instructions, unless the person trusted it."""
+        from joe_agent.memory.guard import check_text
+        from joe_agent.trust import skill_trusted
+
+        findings = check_text(self.library.body(skill.name))
+        if not findings:
+            return ""
+        if skill_trusted(self.home, skill.name, self.library.body(skill.name)):
+            return ""
+        return "; ".join(f.describe() for f in findings[:3])
 
     def rules_text(self) -> str:
         """Active preference rules for the system prompt (fixed for the session)."""

@@ -45,6 +45,7 @@ class Runtime:
     resume_messages: list = field(default_factory=list)
     resume_turn: int = 0
     learning: Any = None
+    notes: list = field(default_factory=list)  # background messages for the person (the REPL shows them)
     _agent: Any = None
     _model: Any = None
     _error: JoeError | None = None
@@ -67,6 +68,9 @@ class Runtime:
         else:
             transcript, messages, turn = Transcript(folder, new_session_id()), [], 0
         rt = cls(settings, root, home, permissions, transcript, resume_messages=messages, resume_turn=turn)
+        from joe_agent.features import install
+
+        install(rt)
         return rt
 
     def start(self, background: bool = True) -> "Runtime":
@@ -98,7 +102,7 @@ class Runtime:
         from joe_agent.learning import Learning, read_skill_tool
 
         info = model.info()
-        workspace = Workspace(self.root, protected=[self.home])
+        workspace = Workspace(self.root, protected=[self.home, self.root / ".joe"])
         registry = Registry(ToolContext(workspace, self.permissions, shell_timeout=self.settings.shell_timeout,
                                         output_cap=self.settings.output_cap))
         if self.learning is None:
@@ -125,8 +129,22 @@ class Runtime:
         return agent
 
     # ---- use ----------------------------------------------------------------------------
+    def ready(self) -> bool:
+        """True once the model client and agent are built (or failed): never blocks."""
+        return self._ready.is_set()
+
+    @property
+    def error(self) -> JoeError | None:
+        return self._error
+
     def wait(self) -> None:
+        """Block until the agent is built. A failed start (Ollama was down) is retried here,
+        so starting `ollama serve` later is enough; the person never has to restart joe."""
         self._ready.wait()
+        if self._error is not None:
+            self._error = None
+            self._ready.clear()
+            self._build()
         if self._error is not None:
             raise self._error
 
@@ -160,6 +178,14 @@ class Runtime:
             raise
         self._model, self._agent, self._error = model, agent, None
         self.transcript.write("notice", turn, text=f"model switched to {name}", topic="model")
+
+    def distiller(self):
+        """The background rules distiller (one per session)."""
+        if getattr(self, "_distiller", None) is None:
+            from joe_agent.memory.distill import Distiller
+
+            self._distiller = Distiller(self.home, lambda: self.model, notify=self.notes.append)
+        return self._distiller
 
     def close(self) -> None:
         """Session end."""

@@ -4,7 +4,8 @@ Speaks the wire format of /work/shared/ollama-api.md (§9): NDJSON chat streams 
 transfer encoding (so a cut connection is an error to the client, not an end), both tool-call
 placements, thinking, errors before and during a stream, /api/show, /api/tags, /api/ps,
 /api/embed, and Ollama's context handling (num_ctx precedence, silent front-message truncation,
-KV-cache prefix reuse, reloads when runner options change). It imports nothing from joe_agent:
+KV-cache prefix reuse, reloads when runner options change: the context model lives in the
+sibling tests/fake_ollama_context.py). It imports nothing from joe_agent:
 `python tests/fake_ollama.py --script replies.json [--port 0] [--models models.json]
 [--log requests.jsonl]` prints its URL on the first stdout line and serves until killed.
 """
@@ -15,9 +16,7 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import random
-import re
 import socket
 import threading
 import time
@@ -26,13 +25,12 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from fake_ollama_context import (  # noqa: F401 (re-exported: tests import these from fake_ollama)
+    CHARS_PER_TOKEN, DEFAULT_SPEC, RUNNER_OPTIONS, ChatRecord, ContextModel, count_tokens, full_name,
+    keep_alive_seconds, render_body, render_prompt, timings)
+
 DEFAULT_MODEL = "qwen2.5-coder:7b"
-DEFAULT_SPEC = {"capabilities": ["completion", "tools"], "context_length": 32768, "family": "qwen2"}
 NO_REPLY_TEXT = "(fake: no scripted reply)"
-CHARS_PER_TOKEN = 4  # the fake "tokenizer": deterministic and easy to reason about in tests
-COLD_LOAD_NS, WARM_LOAD_NS = 2_500_000_000, 1_000_000  # a (re)load shows as a big load_duration
-PROMPT_NS_PER_TOKEN, EVAL_NS_PER_TOKEN = 1_000_000, 20_000_000  # only uncached tokens cost time
-RUNNER_OPTIONS = ("num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict")
 INT_OPTIONS = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "draft_num_predict",
                "num_keep", "seed", "num_predict", "top_k", "repeat_last_n"}
 MODIFIED_AT = "2026-05-10T08:06:48.639712648-07:00"
@@ -65,28 +63,6 @@ class Reply:
         return cls(**d)
 
 
-@dataclass
-class ChatRecord:
-    """What the server did with one /api/chat request (for context and cache tests)."""
-
-    model: str
-    num_ctx: int
-    prompt_tokens: int  # = prompt_eval_count: the whole prompt after truncation, cache included
-    cached_tokens: int
-    dropped_messages: int
-    truncated: bool
-    loaded: bool  # the runner was loaded for this request...
-    reloaded: bool  # ...replacing one with other runner options
-
-
-@dataclass
-class _Runner:
-    key: tuple
-    num_ctx: int
-    cache: str = ""
-    expires: float = 0.0
-
-
 class _HttpError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -98,39 +74,9 @@ def now_rfc3339(delta_s: float = 0.0) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
-def count_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
-
-
-def _render_body(m: dict) -> str:
-    body = (f"[{m['tool_name']}] " if m.get("tool_name") else "") + (m.get("content") or "")
-    for c in m.get("tool_calls") or []:
-        fn = c.get("function", c)
-        body += "<call>" + json.dumps({"name": fn.get("name"), "arguments": fn.get("arguments")}) + "</call>"
-    return body + "<|end|>\n"
-
-
-def render_prompt(messages: list[dict], tools: list[dict]) -> str:
-    """The fake chat template: tools first, then the messages, then the generation prompt."""
-    head = "<tools>" + json.dumps(tools, separators=(",", ":")) + "</tools>\n" if tools else ""
-    return head + "".join(f"<|{m.get('role')}|>\n" + _render_body(m) for m in messages) + "<|assistant|>\n"
-
-
 def split_text(text: str, pieces: int = 3) -> list[str]:
     size = max(1, math.ceil(len(text) / pieces))
     return [text[i:i + size] for i in range(0, len(text), size)]
-
-
-def full_name(name: str) -> str:
-    return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
-
-
-def keep_alive_seconds(value: Any) -> float:
-    """A number of seconds or a Go duration ("5m", "1h30m"); negative means forever; default 5m."""
-    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-    parts = re.findall(r"(-?[\d.]+)(ns|us|ms|s|m|h)?", "300" if value is None else str(value))
-    total = sum(float(n) * units[u or "s"] for n, u in parts)
-    return 1e9 if total < 0 else total
 
 
 def closed_port_url() -> str:
@@ -140,24 +86,19 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-class FakeOllama:
+class FakeOllama(ContextModel):
     """The server. Replies come from `queue(...)`, else `responder(body)`, else a fixed text.
-    `reloads` counts runner reloads caused by changed runner options (the first load of a
-    model is counted in `loads` only); `truncations` counts requests that lost prompt text."""
+    The model specs, the runner and context counters (`loads`, `reloads`, `truncations`,
+    `chat_log`) and the lock come from ContextModel."""
 
     def __init__(self, models: dict[str, dict] | None = None, replies: list[Reply] | None = None,
                  responder: Callable[[dict], Reply] | None = None, server_num_ctx: int = 4096,
                  port: int = 0, log_path: str | None = None):
-        specs = models if models is not None else {DEFAULT_MODEL: {}}
-        self.models = {full_name(n): {**DEFAULT_SPEC, **s} for n, s in specs.items()}
-        self.responder, self.server_num_ctx = responder, server_num_ctx
+        super().__init__(models if models is not None else {DEFAULT_MODEL: {}}, server_num_ctx)
+        self.responder = responder
         self.requests: list[dict] = []
-        self.chat_log: list[ChatRecord] = []
-        self.loads = self.reloads = self.truncations = 0
         self.url = ""
         self._replies: list[Reply] = list(replies or [])
-        self._runners: dict[str, _Runner] = {}
-        self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._rng = random.Random(7)
         self._port, self._log_path = port, log_path
@@ -210,46 +151,6 @@ class FakeOllama:
                 return self._replies.pop(0)
         return self.responder(body) if self.responder else Reply(text=NO_REPLY_TEXT)
 
-    # ---- the runner and context model (§7) --------------------------------------------
-    def spec(self, name: str) -> dict | None:
-        return self.models.get(full_name(name)) if name else None
-
-    def effective_num_ctx(self, spec: dict, options: dict) -> int:
-        n = options.get("num_ctx") or spec.get("num_ctx") or self.server_num_ctx
-        return max(4, min(n, spec["context_length"]) if spec.get("context_length") else n)
-
-    def schedule(self, name: str, spec: dict, options: dict, keep_alive: Any) -> tuple[_Runner, bool, bool]:
-        """Find or (re)load the runner: (runner, loaded, reloaded). The caller holds the lock."""
-        num_ctx = self.effective_num_ctx(spec, options)
-        key = tuple(options.get(k) for k in RUNNER_OPTIONS) + (num_ctx,)
-        runner = self._runners.get(name)
-        if runner is not None and runner.expires < time.time():
-            runner = None
-        reloaded = runner is not None and runner.key != key
-        loaded = runner is None or reloaded
-        if loaded:
-            runner = self._runners[name] = _Runner(key, num_ctx)
-            self.loads, self.reloads = self.loads + 1, self.reloads + int(reloaded)
-        runner.expires = time.time() + keep_alive_seconds(keep_alive)
-        return runner, loaded, reloaded
-
-    @staticmethod
-    def fit(messages: list[dict], tools: list[dict], num_ctx: int) -> tuple[str, int, int]:
-        """Silent truncation: drop whole messages from the front (system messages and the last
-        one stay), then the runner cuts tokens. Returns (prompt, tokens, dropped messages)."""
-        kept, dropped = list(messages), 0
-        text = render_prompt(kept, tools)
-        while count_tokens(text) > num_ctx:
-            idx = next((i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"), None)
-            if idx is None:
-                break
-            del kept[idx]
-            dropped += 1
-            text = render_prompt(kept, tools)
-        if count_tokens(text) > num_ctx:  # context shift keeps about half the window
-            text = text[: (num_ctx - max((num_ctx - 4) // 2, 1)) * CHARS_PER_TOKEN]
-        return text, count_tokens(text), dropped
-
     # ---- /api/chat ---------------------------------------------------------------------
     def validate_chat(self, body: dict) -> dict:
         model = body.get("model")
@@ -272,30 +173,9 @@ class FakeOllama:
 
     def load_form(self, body: dict, spec: dict) -> dict:
         """`messages: []` loads the model, or unloads it with keep_alive 0."""
-        unload = body.get("keep_alive") in (0, "0", "0s")
-        with self._lock:
-            if unload:
-                self._runners.pop(full_name(body["model"]), None)
-            else:
-                self.schedule(full_name(body["model"]), spec, body.get("options") or {}, body.get("keep_alive"))
+        unload = self.preload(body, spec)
         return {"model": body["model"], "created_at": now_rfc3339(), "message": {"role": "assistant", "content": ""},
                 "done": True, "done_reason": "unload" if unload else "load"}
-
-    def account(self, body: dict, spec: dict, answer: str) -> tuple[int, int, bool]:
-        """Run the context model for one request: (prompt tokens, cached tokens, loaded)."""
-        name, tools = full_name(body["model"]), body.get("tools") or []
-        with self._lock:
-            runner, loaded, reloaded = self.schedule(name, spec, body.get("options") or {}, body.get("keep_alive"))
-            prompt, tokens, dropped = self.fit(body.get("messages") or [], tools, runner.num_ctx)
-            truncated = len(prompt) < len(render_prompt(body.get("messages") or [], tools))
-            cached = min(len(os.path.commonprefix([prompt, runner.cache])) // CHARS_PER_TOKEN, tokens - 1)
-            self.truncations += int(truncated)
-            self.chat_log.append(ChatRecord(body["model"], runner.num_ctx, tokens, cached, dropped,
-                                            truncated, loaded, reloaded))
-            runner.cache = prompt + answer
-            if body.get("keep_alive") in (0, "0", "0s"):
-                self._runners.pop(name, None)
-        return tokens, cached, loaded
 
     def plan(self, body: dict, spec: dict, reply: Reply) -> list[tuple[str, Any]]:
         """The reply as steps: ("chunk", dict) | ("raw", str) | ("error", str) | ("drop", None)."""
@@ -307,7 +187,7 @@ class FakeOllama:
         text = reply.text + "".join(json.dumps(c) for c in reply.tool_calls if c.get("name") not in offered)
         thinking = reply.thinking if thinking_on else ""
         broken = bool(reply.error_mid_stream or reply.drop_mid_stream)
-        answer = "" if broken else _render_body({"content": text, "tool_calls": calls})
+        answer = "" if broken else render_body({"content": text, "tool_calls": calls})
         tokens, cached, loaded = self.account(body, spec, answer)
         msg = lambda **m: {"model": body["model"], "created_at": "",  # noqa: E731 (filled when sent)
                            "message": {"role": "assistant", "content": "", **m}, "done": False}
@@ -321,11 +201,7 @@ class FakeOllama:
             steps.append(("chunk", msg(tool_calls=calls)))
         final = msg(tool_calls=calls) if calls and reply.placement == "native" else msg()
         eval_count = max(1, count_tokens(thinking + text + json.dumps(calls)))
-        load_ns = COLD_LOAD_NS if loaded else WARM_LOAD_NS
-        prompt_ns, eval_ns = (tokens - cached) * PROMPT_NS_PER_TOKEN, eval_count * EVAL_NS_PER_TOKEN
-        final.update(done=True, done_reason=reply.done_reason, total_duration=load_ns + prompt_ns + eval_ns,
-                     load_duration=load_ns, prompt_eval_count=tokens, prompt_eval_duration=prompt_ns,
-                     eval_count=eval_count, eval_duration=eval_ns)
+        final.update(done=True, done_reason=reply.done_reason, **timings(tokens, cached, eval_count, loaded))
         return steps + [("chunk", final)]
 
     def _call(self, call: dict) -> dict:
@@ -361,8 +237,7 @@ class FakeOllama:
                             "capabilities": list(s["capabilities"])} for n, s in self.models.items()]}
 
     def ps(self) -> dict:
-        with self._lock:
-            live = sorted((r.expires, n, r.num_ctx) for n, r in self._runners.items() if r.expires >= time.time())
+        live = self.live_runners()
         return {"models": [{"name": n, "model": n, "size": 6_654_289_920, "size_vram": 6_654_289_920,
                             "digest": hashlib.sha256(n.encode()).hexdigest(), "details": self._details(self.models[n]),
                             "expires_at": now_rfc3339(min(exp - time.time(), 1e9)), "context_length": ctx}
