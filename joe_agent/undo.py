@@ -73,7 +73,7 @@ class UndoFlow:
         self.checkpoints, self.transcript, self.ledger = checkpoints, transcript, ledger
         self.distiller, self.session_id = distiller, session_id
 
-    def undo(self, force: bool, ask: Callable[[str], str]) -> UndoReport:
+    def undo(self, force: bool, ask: Callable[[str], str], show: Callable[[str], None] | None = None) -> UndoReport:
         result = self.checkpoints.undo(self.session_id, force=force)
         if result.nothing_to_undo:
             return UndoReport(nothing_to_undo=True, session=self.session_id)
@@ -85,6 +85,8 @@ class UndoFlow:
                               reverted=[{"path": c.path, "kind": c.kind} for c in report.reverted],
                               not_undoable=report.not_undoable, forced=force)
         if report.reverted:
+            for line in report.lines() if show is not None else []:
+                show(line)  # what was reverted comes before the question about it
             report.answer = _ask_once(ask)
         if report.answer:
             self._correct(report)
@@ -92,9 +94,16 @@ class UndoFlow:
 
     def run_command(self, args: str, ask: Callable[[str], str], out: Callable[[str], None]) -> UndoReport:
         """`/undo [--force]`, printed through `out`."""
-        report = self.undo("--force" in args.split() or "-f" in args.split(), ask)
-        for line in report.lines():
+        shown: list[str] = []
+
+        def show(line: str) -> None:
+            shown.append(line)
             out(line)
+
+        report = self.undo("--force" in args.split() or "-f" in args.split(), ask, show)
+        for line in report.lines():
+            if line not in shown:
+                out(line)
         return report
 
     def _settle(self, report: UndoReport) -> None:
