@@ -91,9 +91,10 @@ class Agent:
             self._settle_interrupt(t)
             yield self._notice("interrupted", "interrupt")
             yield from self._finish(t, "interrupted")
-        except GeneratorExit:  # the consumer stopped iterating (its own Ctrl-C)
+        except GeneratorExit:  # the consumer stopped iterating (its own Ctrl-C): no more yields
             self._settle_interrupt(t)
-            self._log_done(t, "interrupted")
+            for note in self._after_hooks(self._log_done(t, "interrupted")):
+                self._log("notice", text=note, topic="checkpoint")
             raise
 
     # ---- steps --------------------------------------------------------------------------
@@ -165,10 +166,12 @@ class Agent:
 
     def _finish(self, t: _Turn, reason: str) -> Iterator[Event]:
         done = self._log_done(t, reason)
-        for hook in self.hooks:
-            for note in hook.after_turn(self.turn, done):
-                yield self._notice(note, "checkpoint")
+        for note in self._after_hooks(done):
+            yield self._notice(note, "checkpoint")
         yield done
+
+    def _after_hooks(self, done: TurnDone) -> list[str]:
+        return [note for hook in self.hooks for note in hook.after_turn(self.turn, done)]
 
     # ---- helpers ------------------------------------------------------------------------
     def _assistant_message(self, text: str, thinking: str, calls: list[ToolCall]) -> Message:

@@ -153,6 +153,8 @@ def run_headless(args) -> int:
     rt = Runtime.create(settings, root, home, headless=True, resume=_resume_path(args, root, home, False))
     rt.start(background=False)
     rt.wait()
+    for note in rt.notes:
+        print(f"  · {note}", file=sys.stderr)
     done, error = None, None
     try:
         for ev in rt.agent.run_turn(args.prompt):

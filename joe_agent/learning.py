@@ -232,6 +232,13 @@ class Learning:
 
     def hooks(self, model_name: str) -> list:
         s = self.settings
+        if s.auto_prune and self.advisor is None:
+            from joe_agent.skills_cli import auto_prune
+
+            try:
+                self.notes += auto_prune(self.library, self.ledger, s)
+            except StoreError as e:
+                self.notes.append(f"auto-prune skipped: {e}")
         self.advisor = SkillAdvisor(self.library, self.ledger, self.session_id, model_name,
                                     max_skills=s.max_skills, threshold=s.skill_threshold,
                                     skills=self.usable_skills(), blocked=self.blocked)

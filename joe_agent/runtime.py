@@ -27,7 +27,7 @@ def make_model(settings: Settings):
     if settings.backend == "openai":
         from joe_agent.models.openai_compat import OpenAICompatModel
 
-        return OpenAICompatModel(settings.model, host=settings.host, options=options)
+        return OpenAICompatModel(settings.model, host=settings.host, options=options, num_ctx=settings.num_ctx)
     from joe_agent.models.ollama import OllamaModel
 
     return OllamaModel(settings.model, host=settings.host, num_ctx=settings.num_ctx,
@@ -108,6 +108,8 @@ class Runtime:
         if self.learning is None:
             self.learning = Learning(self.settings, self.root, self.home, self.transcript.id)
         hooks = self.learning.hooks(model.name)
+        self.notes.extend(self.learning.notes)
+        self.learning.notes = []
         advisor = self.learning.advisor
         parts = PromptParts(base=load_prompt("system").format(root=self.root), agents_md=read_agents_md(self.root),
                             rules=self.learning.rules_text(),

@@ -73,16 +73,7 @@ class SkillsAdmin:
 
     # ---- pruning ------------------------------------------------------------------------
     def losers(self, now: datetime | None = None):
-        from joe_agent.memory.ledger import SkillRef
-
-        if self.ledger is None:
-            return []
-        refs = [SkillRef(sk.name, sk.origin, sk.created, self.library.version(sk.name))
-                for sk in self.library.load() if sk.scope == "global"]
-        s = self.settings
-        return self.ledger.losers(refs, now=now or datetime.now(timezone.utc), min_uses=s.prune_min_uses,
-                                  threshold=s.prune_threshold, unused_days=s.prune_unused_days,
-                                  include_hand=s.prune_hand_written)
+        return find_losers(self.library, self.ledger, self.settings, now)
 
     def prune(self, dry_run: bool = False, now: datetime | None = None) -> int:
         from joe_agent.repl import render
@@ -150,6 +141,28 @@ class SkillsAdmin:
             near = difflib.get_close_matches(name, names, n=1)
             raise JoeError(f"no skill {name!r}" + (f"; did you mean {near[0]!r}?" if near else "; `joe skills` lists them"))
         return skill
+
+
+def find_losers(library, ledger, settings, now: datetime | None = None):
+    """The skills that earned pruning (ledger.losers over the global library)."""
+    from joe_agent.memory.ledger import SkillRef
+
+    if ledger is None:
+        return []
+    refs = [SkillRef(sk.name, sk.origin, sk.created, library.version(sk.name))
+            for sk in library.load() if sk.scope == "global"]
+    return ledger.losers(refs, now=now or datetime.now(timezone.utc), min_uses=settings.prune_min_uses,
+                         threshold=settings.prune_threshold, unused_days=settings.prune_unused_days,
+                         include_hand=settings.prune_hand_written)
+
+
+def auto_prune(library, ledger, settings) -> list[str]:
+    """`auto_prune: true`: archive losers at session start; one note per skill."""
+    notes = []
+    for d in find_losers(library, ledger, settings):
+        library.archive(d.name, d.reason)
+        notes.append(f"archived skill {d.name}: {d.reason} (`joe skills restore {d.name}`)")
+    return notes
 
 
 def skills_main(action: str | None, arg: str | None, settings, home: Path, root: Path, dry_run: bool = False) -> int:

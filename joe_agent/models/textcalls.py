@@ -20,6 +20,8 @@ The rule that keeps prose about code from being executed: a block is a call only
    explanation, or by a sentence that goes on in lower case ("...``` and then you could"),
    is an illustration, not an action; so is a block introduced as an example ("For example:").
 Schema echoes inside `<tools>...</tools>` are never calls, and are left out of the prose.
+A fenced or tagged block that starts like a call to one of our tools but is broken JSON is a
+call with `arguments_error` set (it fails, and the model sees why), under the same rule.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ _TOOLS_ECHO = re.compile(r"(?s)<tools>.*?(?:</tools>|\Z)")
 _TAG = re.compile(r"(?s)<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)")
 _FUNCTION = re.compile(r"(?s)(?:<tool_call>\s*)?<function=([\w.-]+)>(.*?)(?:</function>\s*(?:</tool_call>)?|\Z)")
 _PARAM = re.compile(r"(?s)<parameter=([\w.-]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)")
+_CALL_START = re.compile(r'\s*\{\s*"name"\s*:\s*"([\w.-]+)"\s*,\s*"(?:arguments|parameters)"\s*:')
 _EXAMPLE_CUE = re.compile(
     r"(?i)\b(for example|example|e\.g\.|for instance|would look like|might look like|could look like|"
     r"such as|syntax|format(?:ted)? (?:is|like))\b[^.!?\n]*[:.]?\s*$"
@@ -171,8 +174,9 @@ def _calls_from_json_text(body: str, names: set[str]) -> list[ToolCall]:
     while pos < len(body):
         try:
             value, pos = decoder.raw_decode(body, pos)
-        except ValueError:
-            return []
+        except ValueError as e:
+            broken = _broken_call(body[pos:], names, e)
+            return [*calls, broken] if broken else []
         found = _calls_from_value(value, names)
         if not found:
             return []
@@ -180,6 +184,16 @@ def _calls_from_json_text(body: str, names: set[str]) -> list[ToolCall]:
         while pos < len(body) and body[pos] in " \t\r\n,;":
             pos += 1
     return calls
+
+
+def _broken_call(body: str, names: set[str], err: ValueError) -> ToolCall | None:
+    """A block that starts like a call to one of our tools but is not valid JSON (a quote
+    left unescaped, say) is a failed call: the model is told why and can retry, where
+    dropping it would end the turn on a reply that did nothing."""
+    m = _CALL_START.match(body)
+    if m is None or m.group(1) not in names:
+        return None
+    return ToolCall(name=m.group(1), source="text", arguments_error=f"the tool call is not valid JSON: {err}")
 
 
 def _calls_from_value(value: Any, names: set[str]) -> list[ToolCall]:
