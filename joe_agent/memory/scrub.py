@@ -107,7 +107,8 @@ def _tok(kind: str, prefix: str, rest: str, check=None, hints: tuple[str, ...] =
     """A token that starts with a literal. The literal comes first and the start-of-token test
     after it, so the regex engine can jump between occurrences of the literal (10x faster)."""
     p = re.escape(prefix)
-    return _r(kind, rf"{p}(?<![A-Za-z0-9_-]{p}){rest}{_E}", hints or (prefix,), check)
+    # a `-` before the literal is a word joint (`task-sk-…`) unless it starts the line: diff lines
+    return _r(kind, rf"{p}(?<![A-Za-z0-9_]{p})(?<![^\n]-{p}){rest}{_E}", hints or (prefix,), check)
 
 
 _PEM_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"
@@ -165,7 +166,7 @@ def _placeholder(value: str) -> bool:  # `${DB_PASS}`, `{{ token }}`, `<your key
             or MARKER_PREFIX in v)
 
 
-_URL_PASSWORD = _r("url-password", r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/?#@\[\]\"'<>]*:"
+_URL_PASSWORD = _r("url-password", r"(?<![A-Za-z0-9.])(?<![^\n][+-])[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/?#@\[\]\"'<>]*:"
                    r"(?P<secret>[^\s@/?#\[\]\"'<>]+)(?=@)", ("://",), lambda s: not _placeholder(s),
                    by_line=True, marker="[REDACTED]")
 _AUTH_HEADER = (
@@ -185,8 +186,9 @@ _CLI_FLAG = _r(
     r"(?:=|[ \t]+)(?P<secret>[^\s\"'`;&|()<>\[]+)", _CLI_ANCHORS, lambda s: _cli_value(s), by_line=True)
 
 
-def _cli_value(value: str) -> bool:  # not `--password options` (prose), `--token --next`, `$PW`
-    return not _placeholder(value) and value[0] != "-" and not (value.isalpha() and value.islower())
+def _cli_value(value: str) -> bool:  # not `--password options` (prose), `--token --next`, `$PW`,
+    # nor the `=` of an assignment on a diff line (`-token = get_token()`)
+    return (not _placeholder(value) and value[0] not in "-=" and not (value.isalpha() and value.islower()))
 
 
 # ---- assignments: NAME=value, name: value, "name": "value", name = "value" ------------------
@@ -372,8 +374,27 @@ _STEPS: tuple[Callable[[str], str], ...] = (
 )
 
 
+_DIFF_RUN = re.compile(r"(?m)(?:^\+(?!\+\+ ).*(?:\n|\Z))+|(?:^-(?!-- ).*(?:\n|\Z))+")
+
+
 def scrub(text: str) -> str:
-    """Redact secrets, e-mail addresses and home paths in `text`. Deterministic, idempotent."""
+    """Redact secrets, e-mail addresses and home paths in `text`. Deterministic, idempotent.
+    Runs of unified-diff lines are scrubbed first without their `+`/`-` marker, which would
+    otherwise hide an assignment (`+API_KEY=…`) or a token's start from the rules; a run is
+    scrubbed as one text, so a private key spread over many `+` lines goes whole."""
+    if "\n+" in text or "\n-" in text or text[:1] in ("+", "-"):
+        text = _DIFF_RUN.sub(_scrub_run, text)
+    return _scrub_steps(text)
+
+
+def _scrub_run(m: Match[str]) -> str:
+    block = m.group(0)
+    mark, tail = block[0], ("\n" if block.endswith("\n") else "")
+    inner = "\n".join(line[1:] for line in block[: len(block) - len(tail)].split("\n"))
+    return "\n".join(mark + line for line in _scrub_steps(inner).split("\n")) + tail
+
+
+def _scrub_steps(text: str) -> str:
     for step in _STEPS:
         text = step(text)
     return text
