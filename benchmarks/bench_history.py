@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from joe_agent.history_cli import history_cli  # noqa: E402
 from joe_agent.memory.history import HistoryIndex  # noqa: E402
 
 CODE_WORDS = """def class return import self async await raise except try finally yield lambda config
@@ -148,6 +149,9 @@ def main() -> None:
         report_queries(index, files, vocab, args.runs)
         report_incremental(index, files, rng, vocab, args.runs)
         index.close()
+        med, _ = median_ms(lambda: history_cli("search", vocab[0][200], True, home, Path(tmp), lambda *a: None,
+                                               lambda line: None), args.runs)
+        print(f"joe sessions search end to end (open, update_all, search, close): median {med:.1f} ms")
 
 
 def report_queries(index: HistoryIndex, files: list[Path], vocab, runs: int) -> None:

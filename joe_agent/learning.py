@@ -49,6 +49,34 @@ class CheckpointHook:
         return []
 
 
+class HistoryHook:
+    """Keeps history.db (session search) current: the transcript is indexed in a background
+    thread after every turn, so a turn never waits on SQLite."""
+
+    def __init__(self, home: Path, transcript_path: Path, notes: list) -> None:
+        from joe_agent.history_cli import IndexerThread, open_index
+
+        self.index = open_index(home)
+        self.path = transcript_path
+        self.indexer = IndexerThread(self.index, on_error=notes.append)
+
+    def before_turn(self, turn: int, text: str) -> list[str]:
+        return []
+
+    def after_turn(self, turn: int, done: TurnDone) -> list[str]:
+        self.indexer.submit(self.path)
+        return []
+
+    def session_end(self) -> None:
+        self.indexer.submit(self.path)
+        self.indexer.close()
+
+    def tool(self, root: Path, session_id: str):
+        from joe_agent.history_cli import search_history_tool
+
+        return search_history_tool(self.index, root, exclude_session=session_id)
+
+
 class SkillAdvisor:
     def __init__(self, library, ledger, session_id: str, model_name: str, max_skills: int = 3,
                  threshold: float = 0.6, skills: list | None = None, blocked=None) -> None:
@@ -194,13 +222,15 @@ def today() -> str:
 class Learning:
     """The session's learning parts, built once per session (and again on /model)."""
 
-    def __init__(self, settings, root: Path, home: Path, session_id: str) -> None:
+    def __init__(self, settings, root: Path, home: Path, session_id: str, transcript_path: Path | None = None) -> None:
         self.settings, self.root, self.home, self.session_id = settings, root, home, session_id
+        self.transcript_path = transcript_path
         self.notes: list[str] = []
         self.checkpoints = self._checkpoints()
         self.ledger = self._ledger()
         self.library = self._library()
         self.advisor: SkillAdvisor | None = None
+        self.history: HistoryHook | None = None
 
     def _checkpoints(self):
         from joe_agent.memory.checkpoints import Checkpoints
@@ -245,6 +275,13 @@ class Learning:
         hooks: list = [self.advisor]
         if self.checkpoints is not None:
             hooks.insert(0, CheckpointHook(self.checkpoints, self.session_id))
+        if self.history is None:
+            try:
+                self.history = HistoryHook(self.home, self.transcript_path, self.notes)
+            except StoreError as e:
+                self.notes.append(f"session search is off this session: {e}")
+        if self.history is not None:
+            hooks.append(self.history)
         return hooks
 
     def usable_skills(self) -> list:

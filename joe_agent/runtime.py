@@ -106,12 +106,18 @@ class Runtime:
         registry = Registry(ToolContext(workspace, self.permissions, shell_timeout=self.settings.shell_timeout,
                                         output_cap=self.settings.output_cap))
         if self.learning is None:
-            self.learning = Learning(self.settings, self.root, self.home, self.transcript.id)
+            self.learning = Learning(self.settings, self.root, self.home, self.transcript.id, self.transcript.path)
         hooks = self.learning.hooks(model.name)
         self.notes.extend(self.learning.notes)
         self.learning.notes = []
         advisor = self.learning.advisor
-        parts = PromptParts(base=load_prompt("system").format(root=self.root), agents_md=read_agents_md(self.root),
+        base = load_prompt("system").format(root=self.root)
+        if self.learning.history is not None:
+            from joe_agent.history_cli import SEARCH_HISTORY_HINT
+
+            registry.add(self.learning.history.tool(self.root, self.transcript.id))
+            base = base.rstrip("\n") + "\n- " + SEARCH_HISTORY_HINT + "\n"
+        parts = PromptParts(base=base, agents_md=read_agents_md(self.root),
                             rules=self.learning.rules_text(),
                             catalog=advisor.catalog_text(model.num_ctx, self.settings.catalog_share))
         if advisor.skills:
@@ -125,7 +131,7 @@ class Runtime:
                       hooks=hooks, pick_skills=advisor.pick, native_tools=native, text_protocol=tool_protocol_prompt)
         agent.turn = self.resume_turn
         if not self.resume_messages:
-            self.transcript.write("session_start", 0, session=self.transcript.id, root=str(self.root),
+            self.transcript.write("session_start", 0, session=self.transcript.id, project_root=str(self.root),
                                   model=model.name, backend=self.settings.backend, version=__version__,
                                   num_ctx=model.num_ctx, native_tools=native)
         return agent
@@ -191,7 +197,9 @@ class Runtime:
 
     def close(self) -> None:
         """Session end."""
-        if self.learning is not None and self.learning.advisor is not None:
-            self.learning.advisor.session_end()
+        if self.learning is not None:
+            for part in (self.learning.advisor, self.learning.history):
+                if part is not None:
+                    part.session_end()
         turn = self._agent.turn if self._agent is not None else self.resume_turn
         self.transcript.write("session_end", turn)

@@ -188,3 +188,22 @@ description: Deploy the app. Use when asked to deploy.
         sent = json.dumps(fake.chat_requests[-1])
         assert "collector.example" not in sent and "deploy-helper" not in sent
         rt.close()
+
+
+def test_model_finds_an_earlier_session_through_search_history(project, _isolated_home):
+    home = _isolated_home
+    with FakeOllama() as fake:
+        rt = session(fake, project, home)
+        fake.queue(Reply(tool_calls=[call("run_shell", command="python3 -c 'import requestz'")]),
+                   Reply(text="ModuleNotFoundError: requestz is a typo; fixed the import to requests in app.py."))
+        run(rt, "fix the ModuleNotFoundError for requestz")
+        rt.close()  # the session end flushes the history index
+
+        rt2 = session(fake, project, home)
+        fake.queue(Reply(tool_calls=[call("search_history", query="requestz ModuleNotFoundError")]),
+                   Reply(text="Last time it was a typo in the import."))
+        events = run(rt2, "how did we fix that import error last week?")
+        assert events[-1].reason == "done"
+        result = [m for m in fake.chat_requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
+        assert rt.transcript.id in result and "typo" in result
+        rt2.close()

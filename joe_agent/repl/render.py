@@ -152,7 +152,7 @@ class Renderer:
         for c in columns:
             t.add_column(c, overflow="fold")
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*[_cell(c) for c in r])  # plain text: "[REDACTED:…]" is not markup
         self.console.print(t)
 
     def doctor(self, checks: Sequence[Any]) -> None:
@@ -372,6 +372,16 @@ def print_error(message: str) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     current().table(title, columns, rows)
+
+
+def _cell(text: str):
+    """A table cell as rich Text: no markup parsing; «matched words» from search in bold."""
+    from rich.text import Text
+
+    out = Text()
+    for i, part in enumerate(text.replace("»", "«").split("«")):
+        out.append(part, style="bold" if i % 2 else "")
+    return out
 
 
 def doctor(checks: Sequence[Any]) -> None:
