@@ -21,7 +21,9 @@ class SkillsAdmin:
 
     # ---- views --------------------------------------------------------------------------
     def rows(self) -> list[list[str]]:
-        stats = self.ledger.stats() if self.ledger else {}
+        # scores weigh the current version's evidence fully (a repaired skill is judged anew)
+        current = {sk.name: self.library.version(sk.name) for sk in self.library.load()}
+        stats = self.ledger.stats(current) if self.ledger else {}
         rows = []
         for sk in self.library.load():
             st = stats.get(sk.name)

@@ -119,7 +119,8 @@ class UndoFlow:
 
         correction = Correction(session=report.session, turn=report.turn,
                                 root=str(getattr(self.checkpoints, "root", "")),
-                                request=self._request(report.turn), diff=report.diff, answer=report.answer)
+                                request=self._request(report.turn), diff=report.diff, answer=report.answer,
+                                skills=self._skills_used(report))
         report.correction_id = correction.id
         kept = correction.scrubbed()  # also caps a huge diff
         self.transcript.write("correction", report.turn, correction_id=kept.id, request=kept.request,
@@ -128,6 +129,17 @@ class UndoFlow:
             self.distiller.submit(correction)  # queues (scrubbed) and returns; a thread distils
         else:
             report.correction_id = ""
+
+    def _skills_used(self, report: UndoReport) -> list[dict[str, str]]:
+        """The skills the undone turn used, so the distiller can ask whether one needs a fix."""
+        path = getattr(self.ledger, "path", None)
+        if path is None:
+            return []
+        try:
+            return skills_of_turn(path, report.session, report.turn)
+        except StoreError as e:  # the rule is still learned; only the skill check is lost
+            report.warnings.append(f"the skills this turn used could not be read ({e})")
+            return []
 
     def _request(self, turn: int) -> str:
         """What the person asked in that turn: the transcript's user message, else the
@@ -141,6 +153,28 @@ class UndoFlow:
             if entry.get("turn") == turn:
                 return str(entry.get("request") or "")
         return ""
+
+
+def skills_of_turn(ledger_path: Path, session: str, turn: int) -> list[dict[str, str]]:
+    """The skills a turn used ({"name", "version", "how"}): the ledger's rows for that session
+    and turn that were injected or read (a catalog mention is not a use). A read-only
+    connection of its own: the Ledger has no query by turn, and this never competes with the
+    session's writer."""
+    import sqlite3
+
+    path = Path(ledger_path)
+    if not path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = conn.execute("SELECT skill, version, how FROM uses WHERE session = ? AND turn = ? "
+                                "AND how IN ('injected', 'read') ORDER BY id", (session, int(turn))).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise StoreError(f"could not read {path}: {e}") from e
+    return [{"name": s, "version": v or "", "how": h} for s, v, h in rows]
 
 
 def _ask_once(ask: Callable[[str], str]) -> str:

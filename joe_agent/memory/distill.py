@@ -16,6 +16,10 @@ rewritten). The model's merge_with is taken when the two rules share some words;
 deterministic similarity check catches the near-duplicates it misses. When the target
 rules.md cannot be parsed, the rule goes to rules.pending.md and the person is told.
 
+A correction that names the skills its turn used (UndoFlow reads them from the ledger) is also
+asked about once more: whether one of those skills needs a repair (memory/amend.py queues the
+proposal for the person's review; nothing changes a skill here).
+
 Note for callers: on a single-slot Ollama a distil request evicts the session's KV cache once;
 /undo is rare enough that this is accepted rather than delaying rules to the session end.
 """
@@ -62,11 +66,12 @@ class Correction:
     answer: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     ts: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    skills: list[dict] = field(default_factory=list)  # {"name", "version", "how"}: what the turn used
 
     def scrubbed(self) -> "Correction":
         cap = MAX_FIELD_CHARS
         return Correction(self.session, self.turn, self.root, scrub(self.request)[:cap],
-                          scrub(self.diff)[:cap], scrub(self.answer)[:cap], self.id, self.ts)
+                          scrub(self.diff)[:cap], scrub(self.answer)[:cap], self.id, self.ts, list(self.skills))
 
 
 @dataclass
@@ -79,7 +84,7 @@ class Decision:
 @dataclass
 class DistillResult:
     correction_id: str
-    outcome: str  # added | merged | flagged | pending | none | unparsed | failed
+    outcome: str  # added | merged | flagged | pending | none | unparsed | failed | amend-<outcome>
     rule: str = ""
     scope: str = ""
     message: str = ""  # one line for the person
@@ -102,8 +107,8 @@ class CorrectionQueue:
         append_line(self.path, json.dumps({"v": 1, "done": cid, "outcome": outcome,
                                            "ts": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
 
-    def pending(self) -> list[Correction]:
-        """Corrections without a done line, oldest first (corrupt lines skipped)."""
+    def pending(self, everything: bool = False) -> list[Correction]:
+        """Corrections without a done line (or all of them), oldest first (corrupt lines skipped)."""
         repair_torn_tail(self.path)
         try:
             text = self.path.read_text("utf-8", errors="replace")
@@ -114,11 +119,12 @@ class CorrectionQueue:
         items: dict[str, Correction] = {}
         for line in text.splitlines():
             rec = _json(line)
-            if "done" in rec:
+            if "done" in rec and not everything:
                 items.pop(str(rec["done"]), None)
             elif "id" in rec:
-                try:
-                    items[str(rec["id"])] = Correction(**{k: rec[k] for k in Correction.__dataclass_fields__})
+                try:  # a line from before `skills` existed still loads
+                    items[str(rec["id"])] = Correction(**{k: rec[k] for k in Correction.__dataclass_fields__
+                                                          if k in rec or k != "skills"})
                 except (KeyError, TypeError):
                     continue
         return list(items.values())
@@ -234,8 +240,8 @@ class Distiller:
     result, from the worker thread."""
 
     def __init__(self, home: Path, model: Any, notify: Callable[[str], None] | None = None,
-                 lock_timeout: float = 600.0) -> None:
-        self.home = Path(home)
+                 lock_timeout: float = 600.0, amend: bool = True) -> None:
+        self.home, self.amend = Path(home), amend  # amend: also propose fixes to the skills a turn used
         self.queue = CorrectionQueue(self.home / QUEUE_NAME)
         self._model, self.notify, self.lock_timeout = model, notify, lock_timeout
         self.results: list[DistillResult] = []
@@ -249,8 +255,8 @@ class Distiller:
         self._kick()
 
     def resume(self) -> bool:
-        """At start-up: distil corrections an earlier session left behind. True if any."""
-        if not self.queue.pending():
+        """At start-up: distil corrections (and skill fixes) an earlier session left. True if any."""
+        if not self.queue.pending() and not self._amend_todo(check=True):
             return False
         self._kick()
         return True
@@ -296,7 +302,31 @@ class Distiller:
                 if result.outcome == "failed":
                     break
                 self.queue.mark_done(c.id, result.outcome)
+            if self.amend and not any(r.outcome == "failed" for r in done):
+                done += self._amend_skills()
         return done
+
+    def _amend_skills(self) -> list[DistillResult]:
+        """The second question about each correction (memory/amend.py): did a skill it used
+        lead the agent astray? Tracked apart from the rule, so a retry never re-adds a rule."""
+        from joe_agent.memory.amend import amend_corrections
+
+        out = []
+        for r in amend_corrections(self.home, self._amend_todo(), self._get_model):
+            out.append(DistillResult(r.correction_id, f"amend-{r.outcome}", message=r.message))
+            self._tell(out[-1])
+        return out
+
+    def _amend_todo(self, check: bool = False) -> list[Correction]:
+        todo = [c for c in self.queue.pending(everything=True) if c.skills] if self.amend else []
+        if check and todo:  # the amendments queue is read only when some correction names a skill
+            from joe_agent.memory.amend import unconsidered
+
+            return [c for c, _ in unconsidered(self.home, todo)]
+        return todo
+
+    def _get_model(self) -> Any:
+        return self._model() if callable(self._model) and not hasattr(self._model, "stream") else self._model
 
     def distill(self, c: Correction) -> DistillResult:
         root = Path(c.root) if c.root else None
@@ -305,8 +335,7 @@ class Distiller:
         files = R.load_rules(self.home, root)
         existing = [r for r in R.all_rules(files) if r.active]
         try:
-            model = self._model() if callable(self._model) and not hasattr(self._model, "stream") else self._model
-            reply = "".join(ch.content for ch in model.stream(build_messages(c, existing), None))
+            reply = "".join(ch.content for ch in self._get_model().stream(build_messages(c, existing), None))
         except JoeError as e:  # unreachable, not pulled, a broken stream: keep it queued
             return DistillResult(c.id, "failed", message=f"rules: no rule yet ({e}); joe tries again next start")
         try:

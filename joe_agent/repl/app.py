@@ -203,6 +203,7 @@ class Repl:
         self._asker = PromptSession(input=session.input, output=session.output)  # no history
         self._exit_armed = False
         self._warmed = False
+        self._amend_notice = ""
 
     def ask(self, question: str) -> str:
         self.ui.pause()
@@ -211,6 +212,7 @@ class Repl:
     def loop(self) -> int:
         ctx = commands.CommandContext(self.runtime, self.ui, self.run_turn, self.status.refresh)
         while True:
+            self._idle_notes()
             try:
                 waiting = agent_if_ready(self.runtime) is None and self.runtime.error is None
                 text = self.session.prompt(PROMPT, bottom_toolbar=self.status.toolbar, pre_run=self._warm,
@@ -233,6 +235,20 @@ class Repl:
                     return 0
                 continue
             self.run_turn(text[1:] if text.startswith("//") else text)
+
+    def _idle_notes(self) -> None:
+        """Before each prompt: what background work said (runtime.notes, e.g. the distiller's
+        lines), and, when the number changes, how many skill amendments wait for review."""
+        from joe_agent.amend_cli import notice_line
+
+        notes = getattr(self.runtime, "notes", None)
+        while notes:
+            self.ui.line(str(notes.pop(0)), "dim")
+        line = notice_line(self.runtime.home)
+        if line != self._amend_notice:
+            self._amend_notice = line
+            if line:
+                self.ui.line(line, "yellow")
 
     def run_turn(self, text: str, forced_skills: Sequence[str] = ()) -> None:
         """One agent turn, rendered. Ctrl-C stops it; the agent keeps the partial reply."""
