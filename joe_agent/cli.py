@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--skill", help="also run an arm with only this skill")
     e.add_argument("--json-report", type=Path, help="write the report as JSON here")
     e.add_argument("--record", action="store_true", help="feed outcomes to the ledger as verified evidence")
+    for sp in (e, y, k, s):  # `joe eval TASKS --model M` as well as `joe --model M eval TASKS`
+        sp.add_argument("--model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument("--host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument("--backend", choices=["ollama", "openai"], default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
