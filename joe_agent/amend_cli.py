@@ -11,7 +11,6 @@ $EDITOR launch is repl/review.py's; the edit is re-validated here (both skill fo
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +19,6 @@ from joe_agent.errors import JoeError, StoreError
 Show = Callable[[str], None]
 Ask = Callable[[str], str]
 MENU = "[a]ccept  [e]dit in $EDITOR  [r]eject  [s]kip for now › "
-BROKEN_MENU = "[e]dit again  [a]bandon the edit › "
 CHOICES = {"a": "accept", "y": "accept", "e": "edit", "r": "reject", "n": "reject", "s": "skip"}
 NOTHING = ("no skill amendments waiting (one is proposed when you /undo a turn that used a skill "
            "and say what should have happened)")
@@ -63,7 +61,7 @@ def review_amendments(settings: Any, home: Path, root: Path, show: Show | None =
 
 
 def _review_one(a: Any, position: str, library: Any, queue: Any, show: Show, ask: Ask, editor: str | None) -> str:
-    from joe_agent.repl.review import _choose
+    from joe_agent.repl.review import choose
 
     current, proposed, note = _prepare(a, library)
     if current is None:
@@ -72,7 +70,7 @@ def _review_one(a: Any, position: str, library: Any, queue: Any, show: Show, ask
     text, edited = proposed, False
     while True:
         show(render_amendment(a, position, current, text, note))
-        choice = _choose(ask, MENU, CHOICES)
+        choice = choose(ask, MENU, CHOICES)
         if choice == "accept":
             return _accept(a, current, text, edited, library, queue, show)
         if choice == "reject":
@@ -197,31 +195,10 @@ def commit_message(a: Any, edited: bool = False) -> str:
 
 def _edit(a: Any, text: str, current: str, show: Show, ask: Ask, editor: str | None) -> str | None:
     """The edited text once it validates; None when the edit is abandoned or failed."""
-    from joe_agent.repl.review import _choose, run_editor
+    from joe_agent.repl.review import edit_until_valid
 
-    with tempfile.TemporaryDirectory(prefix="joe-amend-") as tmp:
-        path = Path(tmp) / a.skill / "SKILL.md"  # the real file name: editors pick Markdown
-        path.parent.mkdir()
-        draft = text
-        while True:
-            path.write_text(draft, encoding="utf-8", newline="")
-            failure = run_editor(editor, path)
-            if failure:
-                show(failure)
-                return None
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                show("the edited file was deleted; the edit was discarded")
-                return None
-            draft = raw.decode("utf-8", "replace")
-            problems = (["the file is not UTF-8 text (the undecodable bytes now show as U+FFFD)"]
-                        if draft.encode("utf-8") != raw else check_amended(draft, a.skill, current, a.session)[0])
-            if not problems:
-                return draft
-            show("the edited skill has problems:\n" + "\n".join(f"- {p}" for p in problems))
-            if _choose(ask, BROKEN_MENU, {"e": "edit", "a": "abandon"}) != "edit":
-                return None
+    return edit_until_valid(a.skill, text, lambda t: check_amended(t, a.skill, current, a.session)[0],
+                            show, ask, editor)
 
 
 def check_amended(text: str, name: str, base: str, session: str = "") -> tuple[list[str], list[str]]:

@@ -380,16 +380,9 @@ def parse_amendment(reply: str, skill: Any, session: str = "") -> tuple[dict | N
 
 
 def _first_object(text: str) -> dict | None:
-    cleaned = re.sub(r"```(?:json)?", "", text)
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", cleaned):
-        try:
-            obj, _ = decoder.raw_decode(cleaned, m.start())
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "amend" in obj:
-            return obj
-    return None
+    from joe_agent.memory.jsonreply import first_object
+
+    return first_object(text, "amend")
 
 
 def _index(value: Any) -> int | None:

@@ -195,17 +195,14 @@ def find_duplicate(text: str, rules: list[R.Rule]) -> R.Rule | None:
 
 def parse_decision(reply: str) -> Decision:
     """NONE -> Decision(""); a JSON object -> Decision; anything else raises ValueError."""
+    from joe_agent.memory.jsonreply import first_object
+
     text = re.sub(r"```(?:json)?", "", reply or "").strip()
     if re.match(r"^\W*none\b", text, re.I):
         return Decision("")
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", text):
-        try:
-            obj, _ = decoder.raw_decode(text, m.start())
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "rule" in obj:
-            return _decision_from(obj)
+    obj = first_object(text, "rule")
+    if obj is not None:
+        return _decision_from(obj)
     raise ValueError(f"no NONE and no JSON rule in the reply: {text[:80]!r}")
 
 

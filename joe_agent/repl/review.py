@@ -33,7 +33,7 @@ def review(proposal: Any, library: Any, show: Show, ask: Ask, editor: str | None
     text = proposal.skill_md
     while True:
         show(render_proposal(proposal, text))
-        choice = _choose(ask, MENU, {"a": "accept", "e": "edit", "r": "reject", "y": "accept", "n": "reject"})
+        choice = choose(ask, MENU, {"a": "accept", "e": "edit", "r": "reject", "y": "accept", "n": "reject"})
         if choice == "accept":
             return _accept(proposal, text, library, show)
         if choice != "edit":
@@ -60,7 +60,7 @@ def render_proposal(proposal: Any, text: str) -> str:
     return f'Proposed new skill "{proposal.name}" ({proposal.reason})\n\n{text}{warnings}'
 
 
-def _choose(ask: Ask, prompt: str, answers: dict[str, str]) -> str:
+def choose(ask: Ask, prompt: str, answers: dict[str, str]) -> str:
     """The first letter of the answer, mapped; an unclear answer asks again, then means no."""
     for _ in range(MAX_TRIES):
         try:
@@ -107,8 +107,16 @@ def check_skill_text(text: str, proposal: Any, library: Any) -> tuple[str, list[
 
 def _edit(proposal: Any, text: str, library: Any, show: Show, ask: Ask, editor: str | None) -> str | None:
     """The edited text once it validates, or None when the edit is abandoned or fails."""
+    return edit_until_valid(proposal.name, text, lambda t: check_skill_text(t, proposal, library)[1],
+                            show, ask, editor)
+
+
+def edit_until_valid(name: str, text: str, check: Callable[[str], list[str]], show: Show, ask: Ask,
+                     editor: str | None) -> str | None:
+    """Open `text` as <name>/SKILL.md in the editor until `check` finds no problem; None when
+    the person abandons the edit or the editor fails. Shared by /synthesize and amendments."""
     with tempfile.TemporaryDirectory(prefix="joe-skill-") as tmp:
-        path = Path(tmp) / proposal.name / "SKILL.md"  # the real file name: editors pick Markdown
+        path = Path(tmp) / name / "SKILL.md"  # the real file name: editors pick Markdown
         path.parent.mkdir()
         current = text
         while True:
@@ -123,14 +131,12 @@ def _edit(proposal: Any, text: str, library: Any, show: Show, ask: Ask, editor: 
                 show("the edited file was deleted; the edit was discarded")
                 return None
             current = raw.decode("utf-8", "replace")
-            if current.encode("utf-8") != raw:
-                problems = ["the file is not UTF-8 text (the undecodable bytes now show as U+FFFD)"]
-            else:
-                _, problems = check_skill_text(current, proposal, library)
+            problems = (["the file is not UTF-8 text (the undecodable bytes now show as U+FFFD)"]
+                        if current.encode("utf-8") != raw else check(current))
             if not problems:
                 return current
             show("the edited skill has problems:\n" + "\n".join(f"- {p}" for p in problems))
-            if _choose(ask, BROKEN_MENU, {"e": "edit", "a": "abandon"}) != "edit":
+            if choose(ask, BROKEN_MENU, {"e": "edit", "a": "abandon"}) != "edit":
                 return None
 
 
