@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rules", help="preference rules: list, edit, rm N, confirm N")
     r.add_argument("action", nargs="?", help="list | edit | rm | confirm")
     r.add_argument("arg", nargs="?", help="rule number")
+    sub.add_parser("trust", help="use this project's own skills (.joe/skills) from now on")
     y = sub.add_parser("synthesize", help="propose a skill from a session (default: the latest)")
     y.add_argument("--session", help="session id (see `joe sessions`)")
     e = sub.add_parser("eval", help="paired runs with and without skills over task folders")
@@ -264,6 +265,20 @@ def cmd_rules(args) -> int:
 
     root = _root(args)
     return rules_cli(args.action, args.arg, _home(), root, render.print_line)
+
+
+@subcommand("trust")
+def cmd_trust(args) -> int:
+    from joe_agent.repl import render
+    from joe_agent.trust import trust
+
+    root = _root(args)
+    folder = root / ".joe" / "skills"
+    trust(_home(), root)
+    count = sum(1 for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else 0
+    render.print_line(f"trusted {root}: its {count} skill(s) in .joe/skills are used from the next session on "
+                      "(each is still checked by the load guard)")
+    return EXIT_OK
 
 
 @subcommand("synthesize")

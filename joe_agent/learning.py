@@ -256,8 +256,11 @@ class Learning:
         return SkillLibrary(self.home / "skills", project_dir=self.root, trust_project=self._trusted())
 
     def _trusted(self) -> bool:
-        from joe_agent.trust import is_trusted
+        from joe_agent.trust import is_trusted, needs_trust
 
+        if needs_trust(self.home, self.root):
+            self.notes.append("this project carries its own skills in .joe/skills; they are not used "
+                              "until you trust the project with `joe trust`")
         return is_trusted(self.home, self.root)
 
     def hooks(self, model_name: str) -> list:

@@ -207,3 +207,26 @@ def test_model_finds_an_earlier_session_through_search_history(project, _isolate
         result = [m for m in fake.chat_requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
         assert rt.transcript.id in result and "typo" in result
         rt2.close()
+
+
+def test_project_skills_are_used_only_after_trust(project, _isolated_home, capsys):
+    from joe_agent.cli import main
+
+    home = _isolated_home
+    folder = project / ".joe" / "skills" / "house-style"
+    folder.mkdir(parents=True)
+    (folder / "SKILL.md").write_text(SKILL.replace("pytest-failure-triage", "house-style"))
+    with FakeOllama() as fake:
+        rt = session(fake, project, home)
+        assert any("joe trust" in n for n in rt.notes)
+        fake.queue(Reply(text="ok"))
+        events = run(rt, "fix failing test please")
+        assert not [e for e in events if isinstance(e, Notice) and e.topic == "skills"]
+        rt.close()
+
+        assert main(["-C", str(project), "trust"]) == 0
+        rt = session(fake, project, home)
+        fake.queue(Reply(text="ok"))
+        events = run(rt, "fix failing test please")
+        assert [e for e in events if isinstance(e, Notice) and e.topic == "skills" and "house-style" in e.text]
+        rt.close()
