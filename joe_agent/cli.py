@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query", nargs="*", help="search words")
     s.add_argument("--all", action="store_true", help="sessions of every project")
     s.add_argument("--json", action="store_true", help="search results as JSON")
-    sub.add_parser("doctor", help="check Ollama, the model, JOE_HOME, git and tokens")
+    d = sub.add_parser("doctor", help="check Ollama, the model, JOE_HOME, git and tokens")
     k = sub.add_parser("skills", help="the skill library: list, show, prune, restore, check, trust, sync, review")
     k.add_argument("action", nargs="?", help="list | show | prune | restore | check | trust | sync | review")
     k.add_argument("name", nargs="?", help="a skill name")
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--skill", help="also run an arm with only this skill")
     e.add_argument("--json-report", type=Path, help="write the report as JSON here")
     e.add_argument("--record", action="store_true", help="feed outcomes to the ledger as verified evidence")
-    for sp in (e, y, k, s):  # `joe eval TASKS --model M` as well as `joe --model M eval TASKS`
+    for sp in (e, y, k, d):  # `joe eval TASKS --model M` as well as `joe --model M eval TASKS`
         sp.add_argument("--model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("--host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("--backend", choices=["ollama", "openai"], default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -152,7 +152,7 @@ def run_shell(ctx: ToolContext, command: str, timeout: float | None = None) -> T
     """Run a shell command (sh) in the project root and return its output and exit code. stdin is empty, so interactive prompts fail: pass flags like --yes instead.
 
     Args:
-        command: the command line, e.g. "pytest -q tests/test_io.py"
+        command: the command line to run, e.g. "python -m pytest -q"
         timeout: seconds before the command is killed (default 120)
     """
     if not command.strip():
