@@ -32,7 +32,35 @@ def run_checks(settings: Any, home: Path, root: Path) -> list[Check]:
     checks.append(check_home(Path(home)))
     checks.append(check_git(Path(root)))
     checks.append(check_tokens())
+    checks += learned_text_checks(settings, Path(home), Path(root))
     return checks
+
+
+def learned_text_checks(settings: Any, home: Path, root: Path) -> list[Check]:
+    """Skills and rules the load guard holds back from the model, and how to clear them."""
+    from joe_agent.errors import JoeError
+    from joe_agent.skills_cli import SkillsAdmin
+
+    try:
+        admin = SkillsAdmin(settings, home, root)
+        flagged = [(sk.name, admin.learning.blocked(sk)) for sk in admin.library.load()]
+    except JoeError as e:
+        return [Check("skills", False, str(e), "see `joe skills check`")]
+    flagged = [(name, why) for name, why in flagged if why]
+    out = [Check("skills", True, f"{len(admin.library.load())} loaded, none held back")] if not flagged else [
+        Check(f"skill {name}", False, f"held back from the model: {why}",
+              f"edit {home / 'skills' / name / 'SKILL.md'}, or `joe skills trust {name}` if it is fine")
+        for name, why in flagged]
+    try:
+        from joe_agent.memory.rules import load_rules
+
+        held = [r for f in load_rules(home, root) for r in f.rules if not r.active]
+    except (JoeError, ImportError, OSError):
+        held = []
+    if held:
+        out.append(Check("rules", None, f"{len(held)} rule(s) wait for your confirmation (flagged by the guard)",
+                         "`joe rules` lists them; `joe rules confirm N` or `joe rules rm N`"))
+    return out
 
 
 # ---- the model ----------------------------------------------------------------------------------
@@ -53,6 +81,8 @@ def model_checks(settings: Any) -> list[Check]:
         return [Check(f"{server} reachable", False, str(e), _start_hint(settings))]
     host = getattr(model, "host", None) or settings.host or "the default host"
     checks = [Check(f"{server} reachable", True, f"{host} · {len(installed)} models")]
+    if settings.backend == "openai":
+        return checks + _openai_checks(settings, model)
     if not _is_installed(settings.model, installed):
         pull = f"ollama pull {settings.model}" if settings.backend == "ollama" else "load it in the server"
         listing = ", ".join(installed[:8]) or "none"
@@ -70,6 +100,39 @@ def model_checks(settings: Any) -> list[Check]:
     checks.append(_tools_check(info))
     checks.append(_ctx_check(settings, info, getattr(model, "num_ctx", None)))
     return checks
+
+
+def _openai_checks(settings: Any, model: Any) -> list[Check]:
+    """An OpenAI-compatible server: the model it serves under our name (a llama.cpp server
+    serves its one model whatever the name), and the context it was started with, from
+    llama.cpp's /props or vLLM's max_model_len: /v1 cannot set it per request."""
+    try:
+        info = model.info()
+    except ModelNotFound as e:
+        return [Check("model available", False, str(e), "pass --model with a name the server lists, or load it")]
+    except JoeError as e:
+        return [Check("model info", False, str(e), _start_hint(settings))]
+    served = getattr(model, "served_name", settings.model)
+    detail = settings.model if served == settings.model else f"{settings.model} (served as {served})"
+    return [Check("model available", True, detail), _tools_check(info), _served_ctx_check(settings, model, info)]
+
+
+def _served_ctx_check(settings: Any, model: Any, info: Any) -> Check:
+    from joe_agent.models.openai_compat import FALLBACK_NUM_CTX
+
+    n_ctx = getattr(model, "num_ctx", None) or FALLBACK_NUM_CTX
+    told = bool(info.context_length)  # the server said (llama.cpp /props, vLLM max_model_len)
+    source = "from the server" if told else f"not told by the server; assuming {FALLBACK_NUM_CTX:,}"
+    want = max(settings.num_ctx or 0, 16384)
+    restart = f"restart the server with a larger context (llama-server -c {want}; LM Studio: context length)"
+    if settings.num_ctx and settings.num_ctx != n_ctx and told:
+        return Check("context", None, f"the server runs {n_ctx:,} tokens; num_ctx {settings.num_ctx:,} "
+                     "cannot be set through /v1", restart if settings.num_ctx > n_ctx else "")
+    if n_ctx < MIN_USEFUL_CTX:
+        return Check("context", None, f"{n_ctx:,} tokens ({source}) is small for an agent", restart)
+    if not told:
+        return Check("context", None, f"{n_ctx:,} tokens ({source})", "start the server with an explicit context size")
+    return Check("context", True, f"{n_ctx:,} tokens ({source}), trained {info.context_length:,}")
 
 
 def _start_hint(settings: Any) -> str:
