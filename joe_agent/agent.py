@@ -45,6 +45,8 @@ class _Turn:
     fail_sig: str = ""
     fail_count: int = 0
     denied: int = 0
+    seen_reads: dict[str, int] = field(default_factory=dict)  # read-only call -> times run this turn
+    nudged: bool = False
 
 
 class Agent:
@@ -57,6 +59,7 @@ class Agent:
         self.turn = 0
         self.last_turn_tokens_per_s: float | None = None
         self._notes: list[str] = []
+        self._first_only = ""  # said with the next tool result when later text calls were dropped
 
     @property
     def history(self) -> list[Message]:
@@ -75,6 +78,8 @@ class Agent:
                 reply = yield from self._ask_model(t)
                 if reply is None:
                     return (yield from self._finish(t, "error"))
+                if not reply.tool_calls and self._nudge(reply, t):
+                    continue
                 if not reply.tool_calls:
                     t.final_text = reply.content
                     return (yield from self._finish(t, "done"))
@@ -151,7 +156,9 @@ class Agent:
         yield ToolCallEvent(call)
         self._log("tool_call", call=call.to_dict())
         began = time.monotonic()
-        result = self.registry.run(call)
+        result = self._repeat_guard(call, t) or self.registry.run(call)
+        if self._first_only:
+            result.content, self._first_only = result.content + self._first_only, ""
         t.open_calls.remove(call)
         self._log("tool_result", name=call.name, ok=result.ok, meta=result.meta, seconds=round(time.monotonic() - began, 3))
         self._append(self._result_message(call, result))
@@ -163,6 +170,29 @@ class Agent:
         else:
             t.fail_count = t.fail_count + 1 if sig == t.fail_sig else 1
             t.fail_sig = sig
+
+    def _repeat_guard(self, call: ToolCall, t: _Turn) -> ToolResult | None:
+        """The same read-only call a third time in one turn is not run again: small models
+        circle on a search; the reminder (a failure) lets loop detection stop a real loop."""
+        tool = self.registry.get(call.name)
+        if tool is None or tool.kind != "read":
+            return None
+        sig = call.name + json.dumps(call.arguments, sort_keys=True, default=str)
+        t.seen_reads[sig] = t.seen_reads.get(sig, 0) + 1
+        if t.seen_reads[sig] < 3:
+            return None
+        return ToolResult(f"You already called {call.name} with these arguments {t.seen_reads[sig] - 1} times in "
+                          "this turn; the result is above. Use it and do the next step, or answer.", ok=False)
+
+    def _nudge(self, reply: Message, t: _Turn) -> bool:
+        """An empty reply after tool results (small models do this mid-task) gets one nudge
+        instead of ending the turn with nothing said."""
+        if reply.content.strip() or t.nudged or t.steps < 2 or t.steps >= self.max_steps:
+            return False
+        t.nudged = True
+        self._append(Message("user", "(Your reply was empty.) Continue the task: call the next tool, "
+                                     "or say briefly what you changed."))
+        return True
 
     def _finish(self, t: _Turn, reason: str) -> Iterator[Event]:
         done = self._log_done(t, reason)
@@ -183,7 +213,12 @@ class Agent:
 
             parsed = parse_text_calls(text, set(self.registry.names()))
             if parsed.calls:
-                calls = parsed.calls
+                # A model that writes calls as text often plans several at once, each guessing
+                # at the result of the one before; run the first, and say so.
+                calls = parsed.calls[:1]
+                if len(parsed.calls) > 1:
+                    self._first_only = (f"\n(Only your first tool call, {calls[0].name}, was run: call one "
+                                        "tool at a time and wait for its result.)")
                 text = parsed.prose if self.native_tools else text
         return Message("assistant", text, thinking, calls)
 

@@ -192,3 +192,33 @@ def test_long_sessions_stay_inside_num_ctx(tmp_path, n):
     from joe_agent.models.scripted import estimate_tokens
     sizes = [estimate_tokens(req, registry.schemas()) for req in model.requests]
     assert max(sizes) <= 4096
+
+
+def test_only_the_first_of_several_text_calls_runs(tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    reply = ('```json\n{"name": "read_file", "arguments": {"path": "calc.py"}}\n```\n'
+             '```json\n{"name": "write_file", "arguments": {"path": "calc.py", "content": "guess"}}\n```')
+    agent, model = make_agent(tmp_path, [ScriptedReply(text=reply), ScriptedReply(text="read it")])
+    assert list(agent.run_turn("fix calc"))[-1].reason == "done"
+    assert (tmp_path / "calc.py").read_text().startswith("def add")  # the blind write never ran
+    tool = [m for m in agent.history if m.role == "tool"]
+    assert len(tool) == 1 and "Only your first tool call" in tool[0].content
+    assert_valid_conversation(agent.history)
+
+
+def test_a_read_only_call_repeated_a_third_time_is_not_run_again(tmp_path):
+    same = ScriptedReply(tool_calls=[tc("search", pattern="nothing-here")])
+    agent, model = make_agent(tmp_path, [same, same, same, same, same, ScriptedReply(text="ok")])
+    events = list(agent.run_turn("find it"))
+    results = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert results[0].ok and results[1].ok and not results[2].ok and "already called" in results[2].content
+    assert events[-1].reason == "loop"  # the reminders are failures: three in a row stop the turn
+
+
+def test_an_empty_reply_mid_task_gets_one_nudge(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    agent, model = make_agent(tmp_path, [ScriptedReply(tool_calls=[tc("read_file", path="a.txt")]),
+                                         ScriptedReply(text=""), ScriptedReply(text="Done: read a.txt.")])
+    events = list(agent.run_turn("read a.txt"))
+    assert events[-1].final_text == "Done: read a.txt." and len(model.requests) == 3
+    assert "reply was empty" in model.requests[2][-1].content
