@@ -95,11 +95,10 @@ class Runtime:
     def _build_agent(self, model):
         from joe_agent.agent import Agent
         from joe_agent.context import Context, PromptParts, load_prompt, read_agents_md
+        from joe_agent.learning import Learning, read_skill_tool
         from joe_agent.models.textcalls import tool_protocol_prompt
         from joe_agent.tools.registry import Registry, ToolContext
         from joe_agent.tools.workspace import Workspace
-
-        from joe_agent.learning import Learning, read_skill_tool
 
         info = model.info()
         workspace = Workspace(self.root, protected=[self.home, self.root / ".joe"])
