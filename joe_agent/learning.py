@@ -16,6 +16,8 @@ from joe_agent.context import Injection
 from joe_agent.errors import StoreError
 from joe_agent.messages import TurnDone
 
+# caches nobody expects /undo to restore: skipped silently (node_modules, .venv, big files are named)
+QUIET_SKIPS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".cache"}
 NEAR_MISS = 0.5  # share of the threshold at which a skill counts as offered (catalog) but not injected
 READ_CAP = 20_000
 
@@ -33,9 +35,10 @@ class CheckpointHook:
             self.broken = str(e)
             return [f"checkpoint failed, /undo will not cover this turn: {e}"]
         self.broken = ""
-        if snap.skipped and not self._told_skipped:
+        worth_saying = [p for p in snap.skipped if Path(p.rstrip("/")).name not in QUIET_SKIPS]
+        if worth_saying and not self._told_skipped:
             self._told_skipped = True
-            shown = ", ".join(snap.skipped[:5]) + (f" and {len(snap.skipped) - 5} more" if len(snap.skipped) > 5 else "")
+            shown = ", ".join(worth_saying[:5]) + (f" and {len(worth_saying) - 5} more" if len(worth_saying) > 5 else "")
             return [f"not covered by /undo (too big or generated): {shown}"]
         return []
 
