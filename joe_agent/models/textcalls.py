@@ -66,8 +66,9 @@ def parse_text_calls(text: str, tool_names: set[str]) -> TextCallParse:
     """Find the tool calls a reply wrote as text (see the module docs for the rule)."""
     if not text or not tool_names:
         return TextCallParse([], text or "")
-    echoes = [(m.start(), m.end()) for m in _TOOLS_ECHO.finditer(text)]
-    blocks = _find_blocks(text, tool_names, echoes)
+    echoes, echo_calls = _split_echoes(text, tool_names)
+    blocks = sorted(_find_blocks(text, tool_names, echoes + [(b.start, b.end) for b in echo_calls]) + echo_calls,
+                    key=lambda b: b.start)
     accepted = _action_blocks(text, blocks, echoes)
     calls = [c for b in accepted for c in b.calls]
     if not calls:
@@ -79,6 +80,45 @@ def parse_text_calls(text: str, tool_names: set[str]) -> TextCallParse:
 
 
 # ---- finding candidate blocks -------------------------------------------------------------
+
+
+def _split_echoes(text: str, names: set[str]) -> tuple[list[tuple[int, int]], list[_Block]]:
+    """`<tools>` spans that only echo schemas, and those that hold calls instead: a small model
+    imitating the template's tool list writes `<tools>{"name": "read_file", "arguments":
+    {...}}</tools>` (bare, or wrapped as {"type": "function", "function": {...}}) as its call.
+    Such a block often lists a whole plan (read, edit, write) written before seeing any file;
+    only its first call is taken, so the model sees that result before it goes on."""
+    echoes: list[tuple[int, int]] = []
+    calls: list[_Block] = []
+    for m in _TOOLS_ECHO.finditer(text):
+        found = _calls_in_echo(m.group(0), names)
+        if found:
+            calls.append(_Block(m.start(), m.end(), found[:1]))
+        else:
+            echoes.append((m.start(), m.end()))
+    return echoes, calls
+
+
+def _calls_in_echo(block: str, names: set[str]) -> list[ToolCall]:
+    body = re.sub(r"</?tools>", "\n", block)
+    decoder, pos, calls = json.JSONDecoder(), 0, []
+    while (start := _next_value(body, pos)) is not None:
+        try:
+            value, pos = decoder.raw_decode(body, start)
+        except ValueError:
+            break
+        if isinstance(value, dict) and isinstance(value.get("function"), dict) and value.get("type") == "function":
+            value = value["function"]
+        call = _call_from_object(value, names)
+        if call is None:
+            return []  # a schema (or anything else) in the block: an echo, not calls
+        calls.append(call)
+    return calls
+
+
+def _next_value(body: str, pos: int) -> int | None:
+    m = re.compile(r"[\[{]").search(body, pos)
+    return m.start() if m else None
 
 
 def _find_blocks(text: str, names: set[str], echoes: list[tuple[int, int]]) -> list[_Block]:
@@ -132,13 +172,30 @@ def _bare_json_blocks(text: str, names: set[str], taken: list[tuple[int, int]]) 
         if _inside(start, taken) or (out and start < out[-1].end):
             continue
         try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError:
+            value, end = _decode_maybe_doubled(decoder, text, start)
+        except ValueError as e:
+            broken = _broken_call(text[start:], names, e)
+            if broken is not None:  # unfenced, like the fenced case: a failed call, not the answer
+                out.append(_Block(start, len(text), [broken]))
+                break
             continue
         calls = _calls_from_value(value, names)
         if calls:
             out.append(_Block(start, end, calls))
     return out
+
+
+def _decode_maybe_doubled(decoder: json.JSONDecoder, text: str, start: int) -> tuple[Any, int]:
+    """raw_decode, also reading `{{"name": ..., "arguments": {...}}}`: qwen2.5's GGUF chat
+    template shows its call format with doubled outer braces, and small models copy them."""
+    if text.startswith("{{", start):
+        try:
+            value, end = decoder.raw_decode(text, start + 1)
+        except ValueError:
+            value, end = None, -1
+        if isinstance(value, dict) and text.startswith("}", end):
+            return value, len(text) - len(text[end:].lstrip("}"))  # it may add one more "}" than it opened
+    return decoder.raw_decode(text, start)
 
 
 def _calls_from_tags(body: str, names: set[str]) -> list[ToolCall] | None:

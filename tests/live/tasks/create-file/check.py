@@ -1,0 +1,2 @@
+from greet import greet
+assert greet("Ann") == "Hello, Ann!", greet("Ann")

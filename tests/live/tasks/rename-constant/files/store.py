@@ -1,0 +1,5 @@
+from limits import MAX_SIZE
+
+
+def fits(items):
+    return len(items) <= MAX_SIZE
