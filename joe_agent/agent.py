@@ -17,6 +17,15 @@ from joe_agent.models.base import ChatModel
 LOOP_LIMIT = 3  # the same failing call this many times in a row stops the turn
 
 
+def _invented_names(text: str) -> set[str]:
+    """Names in call-shaped JSON: a small model sometimes calls a tool it imagined
+    (`add_function`). Parsed like any text call (position and shape decide), such a call gets
+    the registry's "unknown tool, the tools are …" result instead of silently ending the turn."""
+    import re
+
+    return set(re.findall(r'"name"\s*:\s*"([A-Za-z_][\w-]{0,63})"', text)) if '"name"' in text else set()
+
+
 class TurnHook(Protocol):
     """Something that acts around each turn (checkpoints, the skills ledger)."""
 
@@ -172,10 +181,11 @@ class Agent:
             t.fail_sig = sig
 
     def _repeat_guard(self, call: ToolCall, t: _Turn) -> ToolResult | None:
-        """The same read-only call a third time in one turn is not run again: small models
-        circle on a search; the reminder (a failure) lets loop detection stop a real loop."""
+        """The same file or search call a third time in one turn is not run again: small models
+        circle on a search or rewrite the same file; the reminder (a failure) lets loop
+        detection stop a real loop."""
         tool = self.registry.get(call.name)
-        if tool is None or tool.kind != "read":
+        if tool is None or tool.kind == "shell":  # rerunning the tests after a change is normal
             return None
         sig = call.name + json.dumps(call.arguments, sort_keys=True, default=str)
         t.seen_reads[sig] = t.seen_reads.get(sig, 0) + 1
@@ -190,8 +200,8 @@ class Agent:
         if reply.content.strip() or t.nudged or t.steps < 2 or t.steps >= self.max_steps:
             return False
         t.nudged = True
-        self._append(Message("user", "(Your reply was empty.) Continue the task: call the next tool, "
-                                     "or say briefly what you changed."))
+        self._append(Message("user", "(Your reply was empty.) Continue the task with the next tool call. "
+                                     "Only when the change is made and checked, answer in one sentence."))
         return True
 
     def _finish(self, t: _Turn, reason: str) -> Iterator[Event]:
@@ -211,7 +221,7 @@ class Agent:
         if not calls:
             from joe_agent.models.textcalls import parse_text_calls
 
-            parsed = parse_text_calls(text, set(self.registry.names()))
+            parsed = parse_text_calls(text, set(self.registry.names()) | _invented_names(text))
             if parsed.calls:
                 # A model that writes calls as text often plans several at once, each guessing
                 # at the result of the one before; run the first, and say so.

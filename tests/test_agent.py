@@ -222,3 +222,19 @@ def test_an_empty_reply_mid_task_gets_one_nudge(tmp_path):
     events = list(agent.run_turn("read a.txt"))
     assert events[-1].final_text == "Done: read a.txt." and len(model.requests) == 3
     assert "reply was empty" in model.requests[2][-1].content
+
+
+def test_a_text_call_to_an_invented_tool_gets_told_the_real_tools(tmp_path):
+    reply = '```json\n{"name": "add_function", "arguments": {"file": "a.py"}}\n```'
+    agent, model = make_agent(tmp_path, [ScriptedReply(text=reply), ScriptedReply(text="ok")])
+    events = list(agent.run_turn("add a function"))
+    result = [e.result for e in events if isinstance(e, ToolResultEvent)][0]
+    assert not result.ok and "write_file" in result.content and events[-1].reason == "done"
+
+
+def test_prose_mentioning_an_invented_tool_is_still_prose(tmp_path):
+    reply = ('A call looks like {"name": "add_function", "arguments": {}} in the protocol, '
+             'but nothing needs to change here, the code is already right.')
+    agent, model = make_agent(tmp_path, [ScriptedReply(text=reply)])
+    events = list(agent.run_turn("is it fine?"))
+    assert not [e for e in events if isinstance(e, ToolResultEvent)] and events[-1].final_text == reply
