@@ -107,16 +107,18 @@ class SkillAdvisor:
             if skill is not None and not self._withhold(skill):
                 out.append(Injection(name, injection_block(skill), "asked for with /skill"))
                 self._record(turn, name, "injected")
-        for m in self.retriever.match(text, limit=self.max_skills, threshold=self.threshold):
-            if self._withhold(m.skill):
-                continue
-            if m.skill.name not in forced and len(out) < self.max_skills + len(forced):
+        # one match down to the near-miss level: strong matches are injected, the rest were
+        # only offered through the catalog (ignored unless the model reads them)
+        matches = self.retriever.match(text, limit=2 * self.max_skills, threshold=self.threshold * NEAR_MISS)
+        strong = [m for m in matches if m.strength >= self.threshold][: self.max_skills]
+        for m in strong:
+            if m.skill.name not in forced and not self._withhold(m.skill):
                 out.append(Injection(m.skill.name, injection_block(m.skill, m), m.reason))
                 self._record(turn, m.skill.name, "injected")
-        picked = {i.name for i in out}
-        for m in self.retriever.match(text, limit=self.max_skills, threshold=self.threshold * NEAR_MISS):
-            if m.skill.name not in picked:
-                self._record(turn, m.skill.name, "catalog")  # offered; ignored unless read
+        skip = {i.name for i in out} | {m.skill.name for m in strong}
+        for m in matches:
+            if m.skill.name not in skip:
+                self._record(turn, m.skill.name, "catalog")
         return out
 
     def _withhold(self, skill) -> bool:
@@ -332,10 +334,9 @@ class Learning:
         from joe_agent.memory.guard import check_text
         from joe_agent.trust import skill_trusted
 
-        findings = check_text(self.library.body(skill.name))
-        if not findings:
-            return ""
-        if skill_trusted(self.home, skill.name, self.library.body(skill.name)):
+        body = self.library.body(skill.name)
+        findings = check_text(body)
+        if not findings or skill_trusted(self.home, skill.name, body):
             return ""
         return "; ".join(f.describe() for f in findings[:3])
 

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from fake_ollama_context import (  # noqa: F401 (re-exported: tests import these from fake_ollama)
-    CHARS_PER_TOKEN, DEFAULT_SPEC, RUNNER_OPTIONS, ChatRecord, ContextModel, count_tokens, full_name,
+    CHARS_PER_TOKEN, DEFAULT_SPEC, RUNNER_OPTIONS, ChatRecord, ContextModel, QuietServer, count_tokens, full_name,
     keep_alive_seconds, render_body, render_prompt, timings)
 
 DEFAULT_MODEL = "qwen2.5-coder:7b"
@@ -105,7 +105,7 @@ class FakeOllama(ContextModel):
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> "FakeOllama":
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), type("H", (_Handler,), {"fake": self}))
+        self._server = QuietServer(("127.0.0.1", self._port), type("H", (_Handler,), {"fake": self}))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True, name="fake-ollama").start()

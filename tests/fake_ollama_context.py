@@ -11,9 +11,11 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 CHARS_PER_TOKEN = 4  # the fake "tokenizer": deterministic and easy to reason about in tests
@@ -165,3 +167,12 @@ class ContextModel:
         """(expires, name, num_ctx) of the loaded runners, soonest to expire first."""
         with self._lock:
             return sorted((r.expires, n, r.num_ctx) for n, r in self._runners.items() if r.expires >= time.time())
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threaded test server that stays quiet when a client hangs up mid-reply (joe drops the
+    connection after a malformed chunk, by design); other handler errors are still printed."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)

@@ -9,12 +9,13 @@ body is recorded. Imports nothing from joe_agent.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fake_ollama_context import QuietServer
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 NO_REPLY_TEXT = "(fake: no scripted reply)"
@@ -65,7 +66,7 @@ class FakeOpenAI:
         class Handler(_Handler):
             state = fake
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
@@ -81,12 +82,6 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up are normal
-            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
