@@ -126,14 +126,25 @@ class HistoryIndex:
                                    check_same_thread=False)
             self._inode = _inode(self.db_path)  # which file a damage report is about
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")  # a derived index: a lost commit is re-read
-                self._ensure_schema(conn)
+                self._prepare(conn)
             except BaseException:
                 conn.close()
                 raise
             self._conn = conn
         return self._conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        ready = (conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+                 and conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION)
+        if not ready:
+            # Switching to WAL can answer "database is locked" at once, without waiting out the
+            # busy timeout, while another process creates the file: one process sets it up.
+            from joe_agent.memory.store import locked
+
+            with locked(self.db_path):
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._ensure_schema(conn)
+        conn.execute("PRAGMA synchronous=NORMAL")  # a derived index: a lost commit is re-read
 
     def _ensure_schema(self, conn: sqlite3.Connection, wipe: bool = False) -> None:
         if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION and not wipe:
