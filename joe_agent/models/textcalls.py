@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from joe_agent.messages import ToolCall
+from joe_agent.models.jsonrepair import repair_object
 
 CLOSING_MAX_CHARS = 160  # "This will show the file." fits; another paragraph of explanation does not
 CLOSING_MAX_LINES = 2
@@ -106,7 +107,10 @@ def _calls_in_echo(block: str, names: set[str]) -> list[ToolCall]:
         try:
             value, pos = decoder.raw_decode(body, start)
         except ValueError:
-            break
+            repaired = repair_object(body[start:])
+            if repaired is None:
+                break
+            value, pos = repaired[0], start + repaired[1]
         if isinstance(value, dict) and isinstance(value.get("function"), dict) and value.get("type") == "function":
             value = value["function"]
         call = _call_from_object(value, names)
@@ -250,6 +254,10 @@ def _broken_call(body: str, names: set[str], err: ValueError) -> ToolCall | None
     m = _CALL_START.match(body)
     if m is None or m.group(1) not in names:
         return None
+    repaired = repair_object(body)
+    call = _call_from_object(repaired[0], names) if repaired else None
+    if call is not None:
+        return call
     return ToolCall(name=m.group(1), source="text", arguments_error=f"the tool call is not valid JSON: {err}")
 
 
@@ -349,49 +357,3 @@ def _remove(text: str, spans: list[tuple[int, int]], tidy: bool = True) -> str:
     out.append(text[pos:])
     joined = "".join(out)
     return re.sub(r"\n{3,}", "\n\n", joined).strip() if tidy else joined
-
-
-# ---- the protocol for models without native tools ----------------------------------------
-
-
-def tool_protocol_prompt(tool_schemas: list[dict]) -> str:
-    """How to call tools in text, and which tools there are. Deterministic for the same
-    schemas, so the system prompt (and the server's KV cache) stays byte-identical."""
-    lines = [
-        "# Tools",
-        "To use a tool, reply with one fenced JSON block per call and nothing after it:",
-        "```json",
-        '{"name": "TOOL_NAME", "arguments": {"PARAMETER": "VALUE"}}',
-        "```",
-        "The result comes back in the next message. When the task is done, answer in plain text",
-        "without any JSON block.",
-        "",
-        "Available tools:",
-    ]
-    for schema in tool_schemas:
-        lines.extend(_describe_tool(schema))
-    return "\n".join(lines) + "\n"
-
-
-def _describe_tool(schema: dict) -> list[str]:
-    fn = schema.get("function", schema)
-    params = fn.get("parameters") or {}
-    props: dict[str, Any] = params.get("properties") or {}
-    required = set(params.get("required") or [])
-    sig = ", ".join(f"{k}{'' if k in required else '?'}: {_type_name(v)}" for k, v in props.items())
-    desc = " ".join(str(fn.get("description", "")).split())
-    lines = [f"- {fn.get('name', '?')}({sig})" + (f": {desc}" if desc else "")]
-    for key, prop in props.items():
-        pdesc = " ".join(str(prop.get("description", "")).split())
-        if pdesc:
-            lines.append(f"    {key}: {pdesc}")
-    return lines
-
-
-def _type_name(prop: dict) -> str:
-    kind = prop.get("type", "any")
-    if isinstance(kind, list):
-        kind = "|".join(str(k) for k in kind)
-    if kind == "array" and isinstance(prop.get("items"), dict):
-        return f"array of {_type_name(prop['items'])}"
-    return str(kind)

@@ -23,6 +23,12 @@ DOUBLED = ('{{"name": "read_file", "arguments": {"path": "calc.py"}}}\n'
 BARE_BROKEN = ('{"name": "edit_file", "arguments": {"path": "calc.py", "old_text": "def add(a, b):", '
                '"new_text": "def add(a, b):\\n    """Return the sum."""\\n    return a + b"}}\n')
 
+# a wrapped call with its last closing brace left out (live run 8, add-function)
+BRACE_LEFT_OUT = ('<tools>\n{"type": "function", "function": {"name": "write_file", "arguments": {"path": '
+                  '"text_utils.py", "content": "def shout(text):\\n    return text.upper()"}}\n</tools>')
+# config.json's quotes left unescaped, and one closing quote missing (live run 11, config-value)
+QUOTES_UNESCAPED = '{"name": "edit_file", "arguments": {"path": "config.json", "old_text": "port": 8000, "new_text": "port": 9090"}}'
+
 
 @pytest.mark.parametrize("reply, expected", [
     (PLAN_IN_TOOLS, [("read_file", {"path": "config.json"})]),
@@ -41,8 +47,24 @@ def test_a_schema_echo_inside_tools_is_still_not_a_call() -> None:
     assert parse_text_calls(SCHEMA_ECHO, NAMES | {"is_palindrome"}).calls == []
 
 
-def test_an_unfenced_call_with_broken_json_is_a_failed_call_not_the_answer() -> None:
+def test_unescaped_quotes_in_a_call_are_read_as_the_model_meant_them() -> None:
     parsed = parse_text_calls(BARE_BROKEN, NAMES)
+    assert [(c.name, c.arguments_error) for c in parsed.calls] == [("edit_file", "")]
+    assert parsed.calls[0].arguments["new_text"] == 'def add(a, b):\n    """Return the sum."""\n    return a + b'
+    parsed = parse_text_calls(BRACE_LEFT_OUT, NAMES)
+    assert [(c.name, c.arguments) for c in parsed.calls] == [
+        ("write_file", {"path": "text_utils.py", "content": "def shout(text):\n    return text.upper()"})]
+
+
+def test_a_quote_missing_has_no_good_reading_and_the_tool_says_what_is_missing() -> None:
+    # read as far as it goes: new_text swallowed into old_text, so the tool answers
+    # "missing required argument new_text" and the model (run 11) sent it right the next time
+    (call,) = parse_text_calls(QUOTES_UNESCAPED, NAMES).calls
+    assert call.name == "edit_file" and set(call.arguments) == {"path", "old_text"}
+
+
+def test_an_unfenced_call_that_cannot_be_read_is_a_failed_call_not_the_answer() -> None:
+    parsed = parse_text_calls(BARE_BROKEN.replace('"}}', ""), NAMES)  # cut off: no reading fits
     assert [c.name for c in parsed.calls] == ["edit_file"]
     assert "not valid JSON" in parsed.calls[0].arguments_error and parsed.calls[0].arguments == {}
 

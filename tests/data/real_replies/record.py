@@ -21,7 +21,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT))
 
-from joe_agent.models.textcalls import tool_protocol_prompt  # noqa: E402
+from joe_agent.models.toolprompt import tool_protocol_prompt  # noqa: E402
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 CASES: dict[str, list[dict]] = {
