@@ -12,9 +12,11 @@ from joe_agent.context import Context, Injection
 from joe_agent.errors import ModelError, StreamError, ToolsUnsupported
 from joe_agent.messages import (ErrorEvent, Event, Message, Notice, TextDelta, ThinkingDelta,
                                 ToolCall, ToolCallEvent, ToolResult, ToolResultEvent, TurnDone)
+from joe_agent.mentions import Attachment, render
 from joe_agent.models.base import ChatModel
+from joe_agent.nudges import Progress, nudge_for
 
-LOOP_LIMIT = 3  # the same failing call this many times in a row stops the turn
+LOOP_LIMIT = 3  # the same call failing this many times in one turn stops it
 
 
 def _invented_names(text: str) -> set[str]:
@@ -51,18 +53,20 @@ class _Turn:
     completion_tokens: int = 0
     eval_seconds: float = 0.0
     final_text: str = ""
-    fail_sig: str = ""
-    fail_count: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # failing call -> times it failed this turn
+    fail_count: int = 0  # how often the last call has failed this turn (0: it succeeded)
     denied: int = 0
     seen_reads: dict[str, int] = field(default_factory=dict)  # read-only call -> times run this turn
-    nudged: bool = False
+    progress: Progress = field(default_factory=Progress)  # for reminders against stopping early
 
 
 class Agent:
     def __init__(self, model: ChatModel, registry, context: Context, transcript=None,
                  max_steps: int = 30, hooks: Sequence[TurnHook] = (), pick_skills: SkillPicker | None = None,
-                 native_tools: bool = True, text_protocol: Callable[[list[dict]], str] | None = None) -> None:
+                 native_tools: bool = True, text_protocol: Callable[[list[dict]], str] | None = None,
+                 attach: Callable[[str], list[Attachment]] | None = None) -> None:
         self.model, self.registry, self.context, self.transcript = model, registry, context, transcript
+        self.attach = attach  # files the request names, read for it (mentions.py)
         self.max_steps, self.hooks, self.pick_skills = max_steps, list(hooks), pick_skills
         self.native_tools, self.text_protocol = native_tools, text_protocol
         self.turn = 0
@@ -79,7 +83,7 @@ class Agent:
         self.turn += 1
         t = _Turn()
         try:
-            yield from self._begin(text, forced_skills)
+            yield from self._begin(text, forced_skills, t)
             while t.steps < self.max_steps:
                 t.steps += 1
                 for note in self.context.fit():
@@ -95,9 +99,12 @@ class Agent:
                 t.open_calls = list(reply.tool_calls)
                 for call in reply.tool_calls:
                     yield from self._run_tool(call, t)
+                    if t.fail_count and call.source == "text" and t.open_calls:  # the plan went wrong
+                        yield from self._close_open_calls(t, f"Skipped: the call before it ({call.name}) failed.")
+                        break
                     if t.fail_count >= LOOP_LIMIT:
                         yield from self._close_open_calls(t, "Skipped: the turn was stopped.")
-                        yield self._notice(f"stopped: {call.name} failed {LOOP_LIMIT} times in a row with the same arguments", "loop")
+                        yield self._notice(f"stopped: {call.name} failed {LOOP_LIMIT} times this turn with the same arguments", "loop")
                         return (yield from self._finish(t, "loop"))
             yield self._notice(f"stopped after {self.max_steps} steps (max_steps); say 'continue' to go on", "max_steps")
             yield from self._finish(t, "max_steps")
@@ -112,16 +119,20 @@ class Agent:
             raise
 
     # ---- steps --------------------------------------------------------------------------
-    def _begin(self, text: str, forced: Sequence[str]) -> Iterator[Event]:
+    def _begin(self, text: str, forced: Sequence[str], t: _Turn) -> Iterator[Event]:
         for hook in self.hooks:
             for note in hook.before_turn(self.turn, text):
                 yield self._notice(note, "checkpoint")
         injections = self.pick_skills(self.turn, text, forced) if self.pick_skills else []
         for inj in injections:
             yield self._notice(f"used skill: {inj.name} ({inj.reason})", "skills", {"skill": inj.name, "reason": inj.reason})
+        attached = self.attach(text) if self.attach else []
+        for a in attached:
+            yield self._notice(f"attached {a.path}" if a.attached else a.text, "mentions")
+        t.progress.named = [a.path for a in attached if a.attached]
         notes, self._notes = self._notes, []
         request = "\n".join([*notes, text]) if notes else text
-        self._append(Message("user", Context.user_content(request, injections)), request=text)
+        self._append(Message("user", Context.user_content(request, injections, render(attached))), request=text)
 
     def _ask_model(self, t: _Turn) -> Iterator[Event]:
         """Stream one reply. Returns the assistant Message, or None after an error event."""
@@ -157,8 +168,9 @@ class Agent:
             t.prompt_tokens = last.prompt_tokens or t.prompt_tokens
             t.completion_tokens += last.completion_tokens or 0
             t.eval_seconds += last.eval_duration_s or 0.0
-        msg = self._assistant_message("".join(t.content), "".join(t.thinking), calls)
-        self._append(msg)
+        raw = "".join(t.content)
+        msg = self._assistant_message(raw, "".join(t.thinking), calls)
+        self._append(msg, **({"raw_content": raw} if raw != msg.content else {}))  # calls read from the text
         return msg
 
     def _run_tool(self, call: ToolCall, t: _Turn) -> Iterator[Event]:
@@ -169,16 +181,19 @@ class Agent:
         if self._first_only:
             result.content, self._first_only = result.content + self._first_only, ""
         t.open_calls.remove(call)
-        self._log("tool_result", name=call.name, ok=result.ok, meta=result.meta, seconds=round(time.monotonic() - began, 3))
+        self._log("tool_result", call_id=call.id, name=call.name, ok=result.ok, meta=result.meta,
+                  duration_s=round(time.monotonic() - began, 3), chars=len(result.content))
         self._append(self._result_message(call, result))
         yield ToolResultEvent(call, result)
         t.denied += bool(result.meta.get("denied"))
+        t.progress.calls += 1
+        if result.ok and "diff" in result.meta and result.meta.get("path"):
+            t.progress.note_change(result.meta["path"])
         sig = call.name + json.dumps(call.arguments, sort_keys=True, default=str) + call.arguments_error
         if result.ok:
-            t.fail_sig, t.fail_count = "", 0
-        else:
-            t.fail_count = t.fail_count + 1 if sig == t.fail_sig else 1
-            t.fail_sig = sig
+            t.fail_count = 0
+        else:  # counted over the turn: a model alternating two failing calls is still looping
+            t.failures[sig] = t.fail_count = t.failures.get(sig, 0) + 1
 
     def _repeat_guard(self, call: ToolCall, t: _Turn) -> ToolResult | None:
         """The same file or search call a third time in one turn is not run again: small models
@@ -195,13 +210,14 @@ class Agent:
                           "this turn; the result is above. Use it and do the next step, or answer.", ok=False)
 
     def _nudge(self, reply: Message, t: _Turn) -> bool:
-        """An empty reply after tool results (small models do this mid-task) gets one nudge
-        instead of ending the turn with nothing said."""
-        if reply.content.strip() or t.nudged or t.steps < 2 or t.steps >= self.max_steps:
+        """A reply that would end the turn too early (empty mid-task, announcing a call instead
+        of making it, named files left unchanged) gets one reminder of each kind (nudges.py)."""
+        if t.steps >= self.max_steps:
             return False
-        t.nudged = True
-        self._append(Message("user", "(Your reply was empty.) Continue the task with the next tool call. "
-                                     "Only when the change is made and checked, answer in one sentence."))
+        reminder = nudge_for(reply.content, t.progress, set(self.registry.names()))
+        if reminder is None:
+            return False
+        self._append(Message("user", reminder))
         return True
 
     def _finish(self, t: _Turn, reason: str) -> Iterator[Event]:
@@ -223,14 +239,23 @@ class Agent:
 
             parsed = parse_text_calls(text, set(self.registry.names()) | _invented_names(text))
             if parsed.calls:
-                # A model that writes calls as text often plans several at once, each guessing
-                # at the result of the one before; run the first, and say so.
-                calls = parsed.calls[:1]
-                if len(parsed.calls) > 1:
-                    self._first_only = (f"\n(Only your first tool call, {calls[0].name}, was run: call one "
-                                        "tool at a time and wait for its result.)")
+                calls = self._runnable(parsed.calls)
                 text = parsed.prose if self.native_tools else text
         return Message("assistant", text, thinking, calls)
+
+    def _runnable(self, calls: list[ToolCall]) -> list[ToolCall]:
+        """A model that writes calls as text often plans several at once. Those up to the first
+        read are run; the ones after it were written before seeing what it returns (a guessed
+        edit would clobber the file just read), so they are dropped, and the model is told."""
+        for i, call in enumerate(calls[:-1]):
+            tool = self.registry.get(call.name)
+            if tool is not None and tool.kind == "read":
+                later = len(calls) - i - 1
+                self._first_only = (f"\n({later} more tool call{'s' if later > 1 else ''} after this {call.name} "
+                                    "did not run: written before seeing this result. Make them again if "
+                                    "they still fit.)")
+                return calls[:i + 1]
+        return calls
 
     def _result_message(self, call: ToolCall, result: ToolResult) -> Message:
         body = result.content if result.ok else f"ERROR: {result.content}"
@@ -275,7 +300,7 @@ class Agent:
                         completion_tokens=t.completion_tokens, duration_s=time.monotonic() - t.start,
                         tokens_per_s=tps, final_text=t.final_text, denied=t.denied)
         self._log("turn_done", reason=reason, steps=t.steps, prompt_tokens=t.prompt_tokens,
-                  completion_tokens=t.completion_tokens, seconds=round(done.duration_s, 3),
+                  completion_tokens=t.completion_tokens, duration_s=round(done.duration_s, 3),
                   tokens_per_s=round(tps, 2) if tps else None)
         return done
 
@@ -289,7 +314,7 @@ class Agent:
             self.transcript.write(type_, self.turn, **fields)
 
     def _notice(self, text: str, topic: str, data: dict | None = None) -> Notice:
-        self._log("notice", text=text, topic=topic)
+        self._log("notice", text=text, topic=topic, **({"data": data} if data else {}))
         return Notice(text, topic, data or {})
 
     def _error(self, message: str, kind: str, partial: bool = False) -> ErrorEvent:

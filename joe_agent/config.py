@@ -16,6 +16,7 @@ from joe_agent.paths import joe_home
 MODES = ("ask", "auto-edit", "full-auto")
 BACKENDS = ("ollama", "openai")
 THINKING = ("show", "collapse", "hide")
+TOOL_FORMATS = ("auto", "text")
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -31,6 +32,9 @@ class Settings:
     max_num_ctx: int = field(default=32768, metadata=_doc("cap for the default num_ctx"))
     keep_alive: str | None = field(default=None, metadata=_doc("how long Ollama keeps the model loaded, e.g. 30m"))
     temperature: float | None = field(default=None, metadata=_doc("sampling temperature; server default if unset"))
+    max_reply_tokens: int | None = field(default=None, metadata=_doc("cap on one reply (num_predict / max_tokens); server default if unset"))
+    tool_format: str = field(default="auto", metadata=_doc("auto (native tool calls when the model has them) | text (calls written in the reply)"))
+    attach_files: bool = field(default=True, metadata=_doc("read the files a request names (@path or a file name) into it"))
     mode: str = field(default="ask", metadata=_doc("ask | auto-edit | full-auto"))
     max_steps: int = field(default=30, metadata=_doc("model calls per turn before stopping"))
     shell_timeout: float = field(default=120.0, metadata=_doc("seconds before run_shell kills the command"))
@@ -47,13 +51,15 @@ class Settings:
     editor: str | None = field(default=None, metadata=_doc("editor for reviews; default $VISUAL/$EDITOR"))
 
     def validate(self, where: str = "settings") -> None:
-        checks = (("mode", MODES), ("backend", BACKENDS), ("show_thinking", THINKING))
+        checks = (("mode", MODES), ("backend", BACKENDS), ("show_thinking", THINKING), ("tool_format", TOOL_FORMATS))
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{where}: {name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
         for name in ("max_steps", "max_skills", "max_num_ctx", "output_cap"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}: {name} must be at least 1")
+        if self.max_reply_tokens is not None and self.max_reply_tokens < 1:
+            raise ConfigError(f"{where}: max_reply_tokens must be at least 1 (got {self.max_reply_tokens})")
         if self.num_ctx is not None and self.num_ctx < 256:
             raise ConfigError(f"{where}: num_ctx must be at least 256 (got {self.num_ctx})")
 

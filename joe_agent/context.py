@@ -101,8 +101,11 @@ class Context:
         self._raw = [self._msg_raw(m) for m in self.history]
 
     @staticmethod
-    def user_content(text: str, injections: list[Injection]) -> str:
-        """The user message of a turn: the request, then any skills picked for it."""
+    def user_content(text: str, injections: list[Injection], files: str = "") -> str:
+        """The user message of a turn: the request, the files it names, then any skills picked
+        for it."""
+        if files:
+            text = f"{text}\n\n{files}"
         if not injections:
             return text
         blocks = "\n\n".join(i.text.strip() for i in injections)

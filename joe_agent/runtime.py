@@ -6,7 +6,9 @@ in a background thread, so the REPL can show its prompt while they load; `runtim
 waits for them the first time it is used."""
 from __future__ import annotations
 
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +25,10 @@ def make_model(settings: Settings):
         from joe_agent.models.scripted import ScriptedModel
 
         return ScriptedModel.from_file(Path(settings.model.split(":", 1)[1]).expanduser())
-    options = {"temperature": settings.temperature} if settings.temperature is not None else None
+    options = {"temperature": settings.temperature} if settings.temperature is not None else {}
+    if settings.max_reply_tokens is not None:
+        options["num_predict"] = settings.max_reply_tokens  # /v1 backends send it as max_tokens
+    options = options or None
     if settings.backend == "openai":
         from joe_agent.models.openai_compat import OpenAICompatModel
 
@@ -46,6 +51,7 @@ class Runtime:
     resume_turn: int = 0
     learning: Any = None
     notes: list = field(default_factory=list)  # background messages for the person (the REPL shows them)
+    started: float = field(default_factory=time.monotonic)
     _agent: Any = None
     _model: Any = None
     _error: JoeError | None = None
@@ -92,11 +98,26 @@ class Runtime:
         finally:
             self._ready.set()
 
+    def _has_past_sessions(self) -> bool:
+        """Whether any other session was logged: search_history with nothing to search is only
+        a distraction (a small model calls whatever tool the prompt names)."""
+        mine = Path(self.transcript.path).resolve()
+        folder = mine.parent.parent  # transcripts/<project>/<session>.jsonl
+        try:
+            for project in os.scandir(folder):
+                if project.is_dir() and any(f.name.endswith(".jsonl") and Path(f.path).resolve() != mine
+                                            for f in os.scandir(project.path)):
+                    return True
+        except OSError:
+            return False
+        return False
+
     def _build_agent(self, model):
         from joe_agent.agent import Agent
         from joe_agent.context import Context, PromptParts, load_prompt, read_agents_md
         from joe_agent.learning import Learning, read_skill_tool
-        from joe_agent.models.textcalls import tool_protocol_prompt
+        from joe_agent.mentions import attacher
+        from joe_agent.models.toolprompt import tool_protocol_prompt
         from joe_agent.tools.registry import Registry, ToolContext
         from joe_agent.tools.workspace import Workspace
 
@@ -111,28 +132,30 @@ class Runtime:
         self.learning.notes = []
         advisor = self.learning.advisor
         base = load_prompt("system").format(root=self.root)
-        if self.learning.history is not None:
+        if self.learning.history is not None and self._has_past_sessions():
             from joe_agent.history_cli import SEARCH_HISTORY_HINT
 
             registry.add(self.learning.history.tool(self.root, self.transcript.id))
-            base = base.rstrip("\n") + "\n- " + SEARCH_HISTORY_HINT + "\n"
+            base = (base.rstrip("\n") + "\nRarely needed, only when the user speaks of an earlier session:\n- "
+                    + SEARCH_HISTORY_HINT + "\n")
         parts = PromptParts(base=base, agents_md=read_agents_md(self.root),
                             rules=self.learning.rules_text(),
                             catalog=advisor.catalog_text(model.num_ctx, self.settings.catalog_share))
         if advisor.skills:
             registry.add(read_skill_tool(advisor))
-        native = info.supports_tools
+        native = info.supports_tools and self.settings.tool_format != "text"
         if not native:
             parts.tool_protocol = tool_protocol_prompt(registry.schemas())
         context = Context(parts, registry.schemas() if native else None, model.num_ctx)
         context.replace_history(self.resume_messages)
+        attach = attacher(workspace, registry.run) if self.settings.attach_files else None
         agent = Agent(model, registry, context, transcript=self.transcript, max_steps=self.settings.max_steps,
-                      hooks=hooks, pick_skills=advisor.pick, native_tools=native, text_protocol=tool_protocol_prompt)
+                      hooks=hooks, pick_skills=advisor.pick, native_tools=native, text_protocol=tool_protocol_prompt,
+                      attach=attach)
         agent.turn = self.resume_turn
         if not self.resume_messages:
-            self.transcript.write("session_start", 0, session=self.transcript.id, project_root=str(self.root),
-                                  model=model.name, backend=self.settings.backend, version=__version__,
-                                  num_ctx=model.num_ctx, native_tools=native)
+            self.transcript.write_session_start(self.root, model.name, self.settings.backend, model.num_ctx,
+                                                __version__, native_tools=native)
         return agent
 
     # ---- use ----------------------------------------------------------------------------
@@ -201,4 +224,5 @@ class Runtime:
                 if part is not None:
                     part.session_end()
         turn = self._agent.turn if self._agent is not None else self.resume_turn
-        self.transcript.write("session_end", turn)
+        self.transcript.write("session_end", turn, turns=turn,
+                              duration_s=round(time.monotonic() - self.started, 3))

@@ -10,7 +10,7 @@ from joe_agent.context import Context, Injection, PromptParts
 from joe_agent.messages import (ErrorEvent, Notice, TextDelta, ToolCall, ToolCallEvent, ToolResultEvent,
                                 TurnDone)
 from joe_agent.models.scripted import ScriptedModel, ScriptedReply
-from joe_agent.models.textcalls import tool_protocol_prompt
+from joe_agent.models.toolprompt import tool_protocol_prompt
 from joe_agent.tools.permissions import Permissions
 from joe_agent.tools.registry import Registry, ToolContext
 from joe_agent.tools.workspace import Workspace
@@ -194,7 +194,7 @@ def test_long_sessions_stay_inside_num_ctx(tmp_path, n):
     assert max(sizes) <= 4096
 
 
-def test_only_the_first_of_several_text_calls_runs(tmp_path):
+def test_text_calls_after_a_read_in_the_same_reply_do_not_run(tmp_path):
     (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
     reply = ('```json\n{"name": "read_file", "arguments": {"path": "calc.py"}}\n```\n'
              '```json\n{"name": "write_file", "arguments": {"path": "calc.py", "content": "guess"}}\n```')
@@ -202,7 +202,30 @@ def test_only_the_first_of_several_text_calls_runs(tmp_path):
     assert list(agent.run_turn("fix calc"))[-1].reason == "done"
     assert (tmp_path / "calc.py").read_text().startswith("def add")  # the blind write never ran
     tool = [m for m in agent.history if m.role == "tool"]
-    assert len(tool) == 1 and "Only your first tool call" in tool[0].content
+    assert len(tool) == 1 and "1 more tool call after this read_file did not run" in tool[0].content
+    assert_valid_conversation(agent.history)
+
+
+def test_several_text_edits_in_one_reply_all_run(tmp_path):
+    (tmp_path / "a.py").write_text("N = 1\n")
+    (tmp_path / "b.py").write_text("from a import N\n")
+    reply = ('{"name": "edit_file", "arguments": {"path": "a.py", "old_text": "N = 1", "new_text": "M = 1"}}\n'
+             '{"name": "edit_file", "arguments": {"path": "b.py", "old_text": "import N", "new_text": "import M"}}')
+    agent, model = make_agent(tmp_path, [ScriptedReply(text=reply), ScriptedReply(text="Renamed.")])
+    assert list(agent.run_turn("rename N to M in a.py and b.py"))[-1].final_text == "Renamed."
+    assert (tmp_path / "a.py").read_text() == "M = 1\n" and (tmp_path / "b.py").read_text() == "from a import M\n"
+    assert_valid_conversation(agent.history)
+
+
+def test_after_a_failed_text_call_the_rest_of_its_reply_is_skipped(tmp_path):
+    (tmp_path / "a.py").write_text("N = 1\n")
+    reply = ('{"name": "edit_file", "arguments": {"path": "a.py", "old_text": "N = 2", "new_text": "M = 2"}}\n'
+             '{"name": "write_file", "arguments": {"path": "b.py", "content": "from a import M\\n"}}')
+    agent, model = make_agent(tmp_path, [ScriptedReply(text=reply), ScriptedReply(text="Stopped.")])
+    events = list(agent.run_turn("rename"))
+    results = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert [r.ok for r in results] == [False, False] and "call before it (edit_file) failed" in results[1].content
+    assert not (tmp_path / "b.py").exists()
     assert_valid_conversation(agent.history)
 
 
@@ -238,3 +261,54 @@ def test_prose_mentioning_an_invented_tool_is_still_prose(tmp_path):
     agent, model = make_agent(tmp_path, [ScriptedReply(text=reply)])
     events = list(agent.run_turn("is it fine?"))
     assert not [e for e in events if isinstance(e, ToolResultEvent)] and events[-1].final_text == reply
+
+
+def test_a_reply_announcing_a_call_gets_one_reminder(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    announce = ScriptedReply(text='I will now call edit_file to replace "x" with "y" in a.txt.')
+    agent, model = make_agent(tmp_path, [ScriptedReply(tool_calls=[tc("read_file", path="a.txt")]),
+                                         announce, announce])
+    events = list(agent.run_turn("change x to y in a.txt"))
+    assert len(model.requests) == 3 and "did not make it" in model.requests[2][-1].content
+    assert events[-1].reason == "done" and events[-1].final_text.startswith("I will now call")  # said twice: it ends
+    assert_valid_conversation(agent.history)
+
+
+def test_files_the_request_names_but_the_turn_left_unchanged_get_one_reminder(tmp_path):
+    from joe_agent.mentions import attacher
+
+    (tmp_path / "a.py").write_text("N = 1\n")
+    (tmp_path / "b.py").write_text("from a import N\n")
+    agent, model = make_agent(tmp_path, [
+        ScriptedReply(tool_calls=[tc("edit_file", path="a.py", old_text="N = 1", new_text="M = 1")]),
+        ScriptedReply(text="Done."),
+        ScriptedReply(tool_calls=[tc("edit_file", path="b.py", old_text="import N", new_text="import M")]),
+        ScriptedReply(text="Done."),
+    ])
+    agent.attach = attacher(agent.registry.ctx.workspace, agent.registry.run)
+    events = list(agent.run_turn("rename N to M in a.py and b.py"))
+    reminder = model.requests[2][-1].content
+    assert "You changed a.py" in reminder and "also names b.py" in reminder
+    assert (tmp_path / "b.py").read_text() == "from a import M\n" and len(model.requests) == 4
+    assert events[-1].final_text == "Done."
+
+
+def test_a_question_about_a_named_file_is_not_nudged(tmp_path):
+    from joe_agent.mentions import attacher
+
+    (tmp_path / "a.py").write_text("N = 1\n")
+    agent, model = make_agent(tmp_path, [ScriptedReply(text="It sets N to 1."), ScriptedReply(text="unused")])
+    agent.attach = attacher(agent.registry.ctx.workspace, agent.registry.run)
+    events = list(agent.run_turn("what does a.py do?"))
+    assert events[-1].final_text == "It sets N to 1." and len(model.requests) == 1
+    assert "--- a.py ---\nN = 1" in model.requests[0][-1].content
+
+
+def test_two_failing_calls_in_turn_are_a_loop_too(tmp_path):
+    shell = ScriptedReply(tool_calls=[tc("run_shell", command="exit 5")])
+    listing = ScriptedReply(tool_calls=[tc("read_file", path="missing.txt")])
+    agent, model = make_agent(tmp_path, [shell, listing, shell, listing, shell, listing, ScriptedReply(text="x")],
+                              max_steps=12)
+    events = list(agent.run_turn("check"))
+    assert events[-1].reason == "loop" and len(model.requests) == 5  # the third `exit 5` stops it
+    assert_valid_conversation(agent.history)

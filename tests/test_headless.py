@@ -66,8 +66,18 @@ def test_multi_step_file_task(fake, project, capsys):
     assert "hello" in tool_msgs[3]["content"]  # the command's output reached the model
     assert "notes.txt" in tool_msgs[4]["content"] and "beta" in tool_msgs[5]["content"]
     names = [t["function"]["name"] for t in reqs[0]["tools"]]
-    assert names[:6] == ["read_file", "write_file", "edit_file", "list_files", "search", "run_shell"]
-    assert "search_history" in names
+    assert names == ["read_file", "write_file", "edit_file", "list_files", "search", "run_shell"]
+
+
+def test_search_history_is_offered_once_there_are_past_sessions(fake, project):
+    fake.queue(Reply(text="first"), Reply(text="second"))
+    assert joe(fake, project, "-p", "hello", "--yes") == 0  # nothing to search yet: no tool, no hint
+    assert joe(fake, project, "-p", "hello again", "--yes") == 0
+    first, second = fake.chat_requests
+    assert "search_history" not in [t["function"]["name"] for t in first["tools"]]
+    assert "search_history" not in first["messages"][0]["content"]
+    assert "search_history" in [t["function"]["name"] for t in second["tools"]]
+    assert "call search_history" in second["messages"][0]["content"]
 
 
 def test_request_prefix_is_byte_identical_across_turns(fake, project):
@@ -201,6 +211,13 @@ def test_transcript_has_every_step(fake, project, _isolated_home):
     assert types[0] == "session_start" and types[-1] == "session_end"
     for t in ("message", "tool_call", "tool_result", "turn_done"):
         assert t in types
+    # the fields docs/transcript-format.md promises
+    by_type = {r["type"]: r for r in transcript_records(_isolated_home)}
+    assert {"session_id", "project_root", "model", "backend", "joe_version", "num_ctx"} <= set(by_type["session_start"])
+    assert {"call_id", "name", "ok", "meta", "duration_s", "chars"} <= set(by_type["tool_result"])
+    assert by_type["tool_result"]["call_id"] == by_type["tool_call"]["call"]["id"]
+    assert {"reason", "steps", "prompt_tokens", "completion_tokens", "duration_s", "tokens_per_s"} <= set(by_type["turn_done"])
+    assert by_type["session_end"]["turns"] == 1 and by_type["session_end"]["duration_s"] >= 0
 
 
 def test_bad_usage_is_one_line(project, capsys):
@@ -223,3 +240,52 @@ def test_real_process_exit_status_and_output(fake, project, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "joe_agent", "--host", closed_port_url(), "-p", "x"],
                           capture_output=True, text=True, env=env, timeout=60, cwd=project)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_files_a_request_names_reach_the_model_with_it(fake, project, monkeypatch, capsys):
+    fake.queue(Reply(text="It holds two words."), Reply(text="ok"))
+    assert joe(fake, project, "-p", "What is in notes.txt?", "--yes") == 0
+    sent = user_messages_of(fake.chat_requests[0])[-1]
+    assert sent.startswith("What is in notes.txt?\n\n") and "--- notes.txt ---\nalpha\nbeta\n--- end of notes.txt ---" in sent
+    assert "attached notes.txt" in capsys.readouterr().err
+    record = next(r for r in transcript_records(Path(os.environ["JOE_HOME"])) if r.get("request"))
+    assert record["request"] == "What is in notes.txt?"  # what the person typed, for skills and search
+    monkeypatch.setenv("JOE_ATTACH_FILES", "false")
+    assert joe(fake, project, "-p", "What is in notes.txt?", "--yes") == 0
+    assert user_messages_of(fake.chat_requests[1])[-1] == "What is in notes.txt?"
+
+
+def user_messages_of(request: dict) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "user"]
+
+
+def test_reply_cap_reaches_the_server(fake, project, monkeypatch):
+    fake.queue(Reply(text="ok"))
+    monkeypatch.setenv("JOE_MAX_REPLY_TOKENS", "300")
+    assert joe(fake, project, "-p", "hi", "--yes") == 0
+    assert fake.chat_requests[0]["options"]["num_predict"] == 300  # the /v1 backend sends max_tokens
+    monkeypatch.setenv("JOE_MAX_REPLY_TOKENS", "0")
+    assert joe(fake, project, "-p", "hi", "--yes") == 2  # a bad setting is a config error, one line
+
+
+def test_a_call_written_as_text_keeps_the_raw_reply_in_the_transcript(fake, project, _isolated_home):
+    written = '<tool_call>\n{"name": "read_file", "arguments": {"path": "notes.txt"}}\n</tool_call>'
+    fake.queue(Reply(text=written), Reply(text="It has two lines."))
+    assert joe(fake, project, "-p", "look", "--yes") == 0
+    replies = [r for r in transcript_records(_isolated_home)
+               if r["type"] == "message" and r["message"]["role"] == "assistant"]
+    assert replies[0]["raw_content"] == written and replies[0]["message"]["content"] == ""
+    assert replies[0]["message"]["tool_calls"][0]["source"] == "text"
+    assert "raw_content" not in replies[1]  # nothing was read out of the answer
+
+
+def test_tool_format_text_puts_the_protocol_in_the_prompt_instead_of_native_tools(fake, project, monkeypatch):
+    written = '<tool_call>\n{"name": "read_file", "arguments": {"path": "notes.txt"}}\n</tool_call>'
+    fake.queue(Reply(text=written), Reply(text="Two lines."))
+    monkeypatch.setenv("JOE_TOOL_FORMAT", "text")
+    assert joe(fake, project, "-p", "look", "--yes") == 0
+    first, second = fake.chat_requests
+    assert not first.get("tools") and "- read_file(path: string" in first["messages"][0]["content"]
+    assert second["messages"][-1] == {"role": "user", "content": "[result of read_file]\nalpha\nbeta"}
+    monkeypatch.setenv("JOE_TOOL_FORMAT", "json")
+    assert joe(fake, project, "-p", "look", "--yes") == 2

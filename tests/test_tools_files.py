@@ -303,3 +303,25 @@ def test_search_does_not_follow_links_outside(proj: Path, tmp_path: Path) -> Non
     os.symlink(tmp_path / "outside", proj / "leakdir")
     assert call(reg, "search", pattern="s3cret").content.startswith("No matches")
     assert not call(reg, "search", pattern="s3cret", path="leakdir").ok
+
+
+def test_an_edit_that_renames_says_where_the_old_name_is_still_used(proj: Path) -> None:
+    reg, _ = make(proj)
+    (proj / "app.py").write_text("from shop import calc_total\n\n\ndef main():\n    print(calc_total([1, 2]))\n")
+    r = call(reg, "edit_file", path="app.py", old_text="from shop import calc_total",
+             new_text="from shop import compute_total")
+    assert r.ok and r.content.startswith("Edited app.py at line 1.")
+    assert "calc_total still appears in app.py at line 5: print(calc_total([1, 2]))" in r.content
+    r = call(reg, "edit_file", path="app.py", old_text="print(calc_total(", new_text="print(compute_total(")
+    assert r.content == "Edited app.py at line 5."  # nothing left: nothing said
+    # a changed value, or a keyword taken out, is no rename
+    (proj / "c.py").write_text("def f(a, b):\n    return a - b\n\n\ndef g():\n    return 2\n")
+    assert call(reg, "edit_file", path="c.py", old_text="return a - b", new_text="a + b").content == "Edited c.py at line 2."
+
+
+def test_an_edit_already_made_says_so(proj: Path) -> None:
+    reg, _ = make(proj)
+    (proj / "s.py").write_text("def fits(items):\n    return len(items) <= MAX_ITEMS\n")
+    r = call(reg, "edit_file", path="s.py", old_text="return len(items) <= MAX_SIZE",
+             new_text="return len(items) <= MAX_ITEMS")
+    assert not r.ok and "already made" in r.content and "line 2" in r.content

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import keyword
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ MAX_LIST = 500
 MAX_MATCHES = 100
 MAX_SEARCH_FILE = 5_000_000
 _SURROGATES = re.compile("[\udc80-\udcff]")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")  # a name worth following: 3 characters or more
+_KEYWORDS = frozenset(keyword.kwlist) | {"self", "cls"}
 _MAGIC = ((b"\x89PNG", "PNG image"), (b"\xff\xd8\xff", "JPEG image"), (b"GIF8", "GIF image"),
           (b"%PDF", "PDF document"), (b"PK\x03\x04", "zip archive"), (b"\x7fELF", "ELF executable"),
           (b"\x1f\x8b", "gzip archive"), (b"SQLite format 3", "SQLite database"), (b"\xca\xfe\xba\xbe", "Java class"))
@@ -213,6 +216,10 @@ def edit_file(ctx: ToolContext, path: str, old_text: str, new_text: str) -> Tool
     if doc.crlf and "\r" not in old and doc.view.count(old) == 0:
         old = old.replace("\n", "\r\n")  # the model sees LF; the file keeps CRLF
         new = new if "\r" in new else new.replace("\n", "\r\n")
+    if old not in doc.view and new.strip() and new in doc.view:  # small models repeat a done edit
+        line = doc.view.count("\n", 0, doc.view.find(new)) + 1
+        raise ToolFailure(f"old_text is not in {rel}, but new_text already is (line {line}): "
+                          "this change is already made. Go on with the next step, or answer.")
     _require_one_match(doc, old, old_text, rel)
     start = doc.view.find(old)
     new = _restore_bytes(doc.text[start:start + len(old)], new)
@@ -228,7 +235,22 @@ def edit_file(ctx: ToolContext, path: str, old_text: str, new_text: str) -> Tool
     atomic_write(real, new_raw)
     ctx.seen[real] = _digest(new_raw)
     line = doc.view.count("\n", 0, start) + 1
-    return ToolResult(f"Edited {rel} at line {line}.", meta={"path": rel, "diff": diff, "created": False})
+    left = _still_there(old_text, new_text, _decode(new_raw).view, rel)
+    return ToolResult(f"Edited {rel} at line {line}.{left}", meta={"path": rel, "diff": diff, "created": False})
+
+
+def _still_there(old_text: str, new_text: str, view: str, rel: str, limit: int = 3) -> str:
+    """Names the edit took out (a rename: `calc_total` -> `compute_total`) that the file still
+    uses elsewhere, with their lines, so a rename done in one place is seen as unfinished."""
+    gone = sorted(set(_IDENT.findall(old_text)) - set(_IDENT.findall(new_text)) - _KEYWORDS)
+    notes = []
+    for name in gone[:limit]:
+        pattern = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])")
+        hits = [f"{i}: {text.strip()[:120]}" for i, text in enumerate(view.splitlines(), 1) if pattern.search(text)]
+        if hits:
+            notes.append(f"{name} still appears in {rel} at line " + "; line ".join(hits[:limit])
+                         + (f" (and {len(hits) - limit} more)" if len(hits) > limit else ""))
+    return ("\n(" + "\n".join(notes) + ")") if notes else ""
 
 
 def _restore_bytes(region: str, new: str) -> str:

@@ -19,6 +19,8 @@ import pytest
 TASKS = Path(__file__).parent / "tasks"
 TASK_TIMEOUT_S = float(os.environ.get("JOE_LIVE_TASK_TIMEOUT", "900"))
 MAX_STEPS = os.environ.get("JOE_LIVE_MAX_STEPS", "12")
+MAX_REPLY_TOKENS = os.environ.get("JOE_LIVE_MAX_REPLY_TOKENS", "1024")  # a repetition loop ends there
+TOOL_FORMAT = os.environ.get("JOE_LIVE_TOOL_FORMAT", "text")  # auto: native tools, as the server offers them
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.live
@@ -40,7 +42,8 @@ def _project(task: Path, where: Path) -> Path:
 def _joe(run, root: Path, prompt: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "joe_agent", "--backend", run.backend, "--host", run.url, "--model", run.model,
            "--max-steps", MAX_STEPS, "-C", str(root), "-p", prompt, "--yes"]
-    env = {**os.environ, "JOE_TEMPERATURE": run.temperature, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "JOE_TEMPERATURE": run.temperature, "JOE_MAX_REPLY_TOKENS": MAX_REPLY_TOKENS, "JOE_TOOL_FORMAT": TOOL_FORMAT,
+           "PYTHONPATH": str(REPO)}
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TASK_TIMEOUT_S)
 
 
