@@ -73,6 +73,7 @@ class Agent:
         self.last_turn_tokens_per_s: float | None = None
         self._notes: list[str] = []
         self._first_only = ""  # said with the next tool result when later text calls were dropped
+        self.text_calls_while_native = 0  # replies with calls written as text although tools were native
 
     @property
     def history(self) -> list[Message]:
@@ -239,6 +240,7 @@ class Agent:
 
             parsed = parse_text_calls(text, set(self.registry.names()) | _invented_names(text))
             if parsed.calls:
+                self.text_calls_while_native += self.native_tools
                 calls = self._runnable(parsed.calls)
                 text = parsed.prose if self.native_tools else text
         return Message("assistant", text, thinking, calls)

@@ -16,7 +16,7 @@ from joe_agent.paths import joe_home
 MODES = ("ask", "auto-edit", "full-auto")
 BACKENDS = ("ollama", "openai")
 THINKING = ("show", "collapse", "hide")
-TOOL_FORMATS = ("auto", "text")
+TOOL_FORMATS = ("auto", "native", "text")
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -33,7 +33,7 @@ class Settings:
     keep_alive: str | None = field(default=None, metadata=_doc("how long Ollama keeps the model loaded, e.g. 30m"))
     temperature: float | None = field(default=None, metadata=_doc("sampling temperature; server default if unset"))
     max_reply_tokens: int | None = field(default=None, metadata=_doc("cap on one reply (num_predict / max_tokens); server default if unset"))
-    tool_format: str = field(default="auto", metadata=_doc("auto (native tool calls when the model has them) | text (calls written in the reply)"))
+    tool_format: str = field(default="auto", metadata=_doc("auto | native | text (calls written in the reply; auto: for models that write them so)"))
     attach_files: bool = field(default=True, metadata=_doc("read the files a request names (@path or a file name) into it"))
     mode: str = field(default="ask", metadata=_doc("ask | auto-edit | full-auto"))
     max_steps: int = field(default=30, metadata=_doc("model calls per turn before stopping"))

@@ -117,6 +117,7 @@ class Runtime:
         from joe_agent.context import Context, PromptParts, load_prompt, read_agents_md
         from joe_agent.learning import Learning, read_skill_tool
         from joe_agent.mentions import attacher
+        from joe_agent.toolformat import text_reason
         from joe_agent.models.toolprompt import tool_protocol_prompt
         from joe_agent.tools.registry import Registry, ToolContext
         from joe_agent.tools.workspace import Workspace
@@ -143,7 +144,10 @@ class Runtime:
                             catalog=advisor.catalog_text(model.num_ctx, self.settings.catalog_share))
         if advisor.skills:
             registry.add(read_skill_tool(advisor))
-        native = info.supports_tools and self.settings.tool_format != "text"
+        why_text = text_reason(self.settings.tool_format, self.settings.backend, model.name, self.home)
+        native = info.supports_tools and why_text is None
+        if info.supports_tools and why_text:
+            self.notes.append(f"tools as text in the prompt ({why_text}); tool_format: native changes it")
         if not native:
             parts.tool_protocol = tool_protocol_prompt(registry.schemas())
         context = Context(parts, registry.schemas() if native else None, model.num_ctx)
@@ -223,6 +227,13 @@ class Runtime:
             for part in (self.learning.advisor, self.learning.history):
                 if part is not None:
                     part.session_end()
+        if self._agent is not None and self._agent.text_calls_while_native and self.settings.tool_format == "auto":
+            from joe_agent.toolformat import remember_text_writer
+
+            try:  # next session, this model gets the text protocol (toolformat.py)
+                remember_text_writer(self.home, self.settings.backend, self._agent.model.name)
+            except JoeError:
+                pass  # a cache that cannot be written only means the lesson is not kept
         turn = self._agent.turn if self._agent is not None else self.resume_turn
         self.transcript.write("session_end", turn, turns=turn,
                               duration_s=round(time.monotonic() - self.started, 3))

@@ -289,3 +289,28 @@ def test_tool_format_text_puts_the_protocol_in_the_prompt_instead_of_native_tool
     assert second["messages"][-1] == {"role": "user", "content": "[result of read_file]\nalpha\nbeta"}
     monkeypatch.setenv("JOE_TOOL_FORMAT", "json")
     assert joe(fake, project, "-p", "look", "--yes") == 2
+
+
+def test_a_model_seen_writing_calls_as_text_gets_the_text_protocol_next_session(fake, project, capsys, _isolated_home):
+    written = '<tool_call>\n{"name": "read_file", "arguments": {"path": "notes.txt"}}\n</tool_call>'
+    fake.queue(Reply(text=written), Reply(text="Two lines."), Reply(text="Hi."))
+    assert joe(fake, project, "-p", "look", "--yes") == 0  # offered native tools, wrote a text call
+    assert fake.chat_requests[0].get("tools")
+    assert json.loads((_isolated_home / "cache" / "tool_format.json").read_text()) == {"ollama:qwen2.5-coder:7b": "text"}
+    assert joe(fake, project, "-p", "hello", "--yes") == 0
+    third = fake.chat_requests[2]
+    assert not third.get("tools") and "<tool_call>" in third["messages"][0]["content"]
+    assert "wrote tool calls as text in an earlier session" in capsys.readouterr().err
+
+
+def test_tool_format_native_keeps_native_tools_whatever_was_learned(fake, project, monkeypatch, _isolated_home):
+    (_isolated_home / "cache").mkdir(parents=True, exist_ok=True)
+    (_isolated_home / "cache" / "tool_format.json").write_text('{"ollama:qwen2.5-coder:7b": "text"}')
+    fake.queue(Reply(text="Hi."), Reply(text="Hi."))
+    monkeypatch.setenv("JOE_TOOL_FORMAT", "native")
+    assert joe(fake, project, "-p", "hello", "--yes") == 0
+    assert fake.chat_requests[0].get("tools")
+    (_isolated_home / "cache" / "tool_format.json").write_text("{broken")  # damaged: nothing learned
+    monkeypatch.setenv("JOE_TOOL_FORMAT", "auto")
+    assert joe(fake, project, "-p", "hello", "--yes") == 0
+    assert fake.chat_requests[1].get("tools")
