@@ -14,6 +14,7 @@ from typing import Callable
 from joe_agent.messages import ToolCall, ToolResult
 
 MAX_FILES = 4  # more named files than this: the model reads the rest itself
+# MAX_BYTES: one attachment at most; all of them share a budget (about a quarter of num_ctx)
 MAX_BYTES = 24_000  # one attachment; a bigger file is named, not attached
 _AT = re.compile(r"(?<![\w@])@([^\s@`'\"]+)")
 _BARE = re.compile(r"(?<![\w@/.-])((?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]{0,7}|(?:[\w.-]+/)+[\w.-]+)")
@@ -40,10 +41,11 @@ def mentioned_paths(text: str) -> list[tuple[str, bool]]:
 
 
 def attach_mentions(text: str, exists: Callable[[str], bool], read: Callable[[ToolCall], ToolResult],
-                    size: Callable[[str], int]) -> list[Attachment]:
+                    size: Callable[[str], int], budget: int = MAX_FILES * MAX_BYTES) -> list[Attachment]:
     """Read the project files `text` names. `exists(path)` says whether a path is a regular file
-    of the project, `size(path)` its size in bytes, `read` runs a read_file call. An `@path`
-    that is no file is reported; a bare word that is no file is just a word."""
+    of the project, `size(path)` its size in bytes, `read` runs a read_file call; together they
+    take at most `budget` bytes. An `@path` that is no file is reported; a bare word that is no
+    file is just a word."""
     out: list[Attachment] = []
     for path, at in mentioned_paths(text):
         if len(out) >= MAX_FILES:
@@ -52,10 +54,11 @@ def attach_mentions(text: str, exists: Callable[[str], bool], read: Callable[[To
             if at:
                 out.append(Attachment(path, f"@{path}: no such file in this project", False))
             continue
-        if size(path) > MAX_BYTES:
+        if size(path) > min(MAX_BYTES, budget):
             out.append(Attachment(path, f"{path} is {size(path):,} bytes, too big to attach: "
                                         "read the part you need with read_file", False))
             continue
+        budget -= size(path)
         result = read(ToolCall("read_file", {"path": path}))
         out.append(Attachment(path, result.content, result.ok))
     return out
@@ -74,7 +77,8 @@ def render(attachments: list[Attachment]) -> str:
     return "\n\n".join(parts)
 
 
-def attacher(workspace, run: Callable[[ToolCall], ToolResult]) -> Callable[[str], list[Attachment]]:
+def attacher(workspace, run: Callable[[ToolCall], ToolResult],
+             budget: int = MAX_FILES * MAX_BYTES) -> Callable[[str], list[Attachment]]:
     """`attach_mentions` for a project: paths resolved (and confined) by its Workspace."""
 
     def real(path: str):
@@ -94,4 +98,4 @@ def attacher(workspace, run: Callable[[ToolCall], ToolResult]) -> Callable[[str]
         except OSError:
             return 0
 
-    return lambda text: attach_mentions(text, exists, run, size)
+    return lambda text: attach_mentions(text, exists, run, size, budget)

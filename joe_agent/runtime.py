@@ -152,7 +152,8 @@ class Runtime:
             parts.tool_protocol = tool_protocol_prompt(registry.schemas())
         context = Context(parts, registry.schemas() if native else None, model.num_ctx)
         context.replace_history(self.resume_messages)
-        attach = attacher(workspace, registry.run) if self.settings.attach_files else None
+        # named files may take about a quarter of the context (~4 bytes a token)
+        attach = attacher(workspace, registry.run, budget=model.num_ctx) if self.settings.attach_files else None
         agent = Agent(model, registry, context, transcript=self.transcript, max_steps=self.settings.max_steps,
                       hooks=hooks, pick_skills=advisor.pick, native_tools=native, text_protocol=tool_protocol_prompt,
                       attach=attach)

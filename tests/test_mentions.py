@@ -87,3 +87,11 @@ def test_binary_file_is_described_not_dumped(proj):
     _, attach = make(proj)
     (a,) = attach("what is logo.png?")
     assert "binary" in a.text.lower() and "\0" not in a.text
+
+
+def test_attachments_share_one_budget(proj):
+    for name in ("a.py", "b.py", "c.py"):
+        (proj / name).write_text("x = 1\n" * 100)  # 600 bytes each
+    registry = Registry(ToolContext(Workspace(proj), Permissions("full-auto")))
+    got = attacher(registry.ctx.workspace, registry.run, budget=1300)("a.py b.py c.py")
+    assert [a.attached for a in got] == [True, True, False] and "too big to attach" in got[2].text
