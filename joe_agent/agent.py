@@ -101,7 +101,7 @@ class Agent:
                 for call in reply.tool_calls:
                     yield from self._run_tool(call, t)
                     if t.fail_count and call.source == "text" and t.open_calls:  # the plan went wrong
-                        yield from self._close_open_calls(t, f"Skipped: the call before it ({call.name}) failed.")
+                        yield from self._close_open_calls(t, f"Skipped: the call before it ({call.name}) failed.", False)
                         break
                     if t.fail_count >= LOOP_LIMIT:
                         yield from self._close_open_calls(t, "Skipped: the turn was stopped.")
@@ -279,9 +279,9 @@ class Agent:
         self._append(Message("assistant", text, thinking), **flags)
         return True
 
-    def _close_open_calls(self, t: _Turn, why: str) -> Iterator[Event]:
+    def _close_open_calls(self, t: _Turn, why: str, interrupted: bool = True) -> Iterator[Event]:
         for call in list(t.open_calls):
-            result = ToolResult(why, ok=False, meta={"interrupted": True})
+            result = ToolResult(why, ok=False, meta={"interrupted": True} if interrupted else {"skipped": True})
             t.open_calls.remove(call)
             self._append(self._result_message(call, result))
             yield ToolResultEvent(call, result)

@@ -225,6 +225,7 @@ def test_after_a_failed_text_call_the_rest_of_its_reply_is_skipped(tmp_path):
     events = list(agent.run_turn("rename"))
     results = [e.result for e in events if isinstance(e, ToolResultEvent)]
     assert [r.ok for r in results] == [False, False] and "call before it (edit_file) failed" in results[1].content
+    assert results[1].meta == {"skipped": True}  # shown as its own words in the REPL, not "interrupted"
     assert not (tmp_path / "b.py").exists()
     assert_valid_conversation(agent.history)
 
