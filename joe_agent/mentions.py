@@ -40,25 +40,26 @@ def mentioned_paths(text: str) -> list[tuple[str, bool]]:
     return [(p, at) for p, at in found.items() if p and p not in (".", "..")]
 
 
-def attach_mentions(text: str, exists: Callable[[str], bool], read: Callable[[ToolCall], ToolResult],
-                    size: Callable[[str], int], budget: int = MAX_FILES * MAX_BYTES) -> list[Attachment]:
-    """Read the project files `text` names. `exists(path)` says whether a path is a regular file
-    of the project, `size(path)` its size in bytes, `read` runs a read_file call; together they
-    take at most `budget` bytes. An `@path` that is no file is reported; a bare word that is no
-    file is just a word."""
+def attach_mentions(text: str, size: Callable[[str], int | None], read: Callable[[ToolCall], ToolResult],
+                    budget: int = MAX_FILES * MAX_BYTES) -> list[Attachment]:
+    """Read the project files `text` names. `size(path)` is the size in bytes of a regular file
+    of the project (None: no such file), `read` runs a read_file call; together the files take
+    at most `budget` bytes. An `@path` that is no file is reported; a bare word that is no file
+    is just a word."""
     out: list[Attachment] = []
     for path, at in mentioned_paths(text):
         if len(out) >= MAX_FILES:
             break
-        if not exists(path):
+        n = size(path)
+        if n is None:
             if at:
                 out.append(Attachment(path, f"@{path}: no such file in this project", False))
             continue
-        if size(path) > min(MAX_BYTES, budget):
-            out.append(Attachment(path, f"{path} is {size(path):,} bytes, too big to attach: "
+        if n > min(MAX_BYTES, budget):
+            out.append(Attachment(path, f"{path} is {n:,} bytes, too big to attach: "
                                         "read the part you need with read_file", False))
             continue
-        budget -= size(path)
+        budget -= n
         result = read(ToolCall("read_file", {"path": path}))
         out.append(Attachment(path, result.content, result.ok))
     return out
@@ -81,21 +82,11 @@ def attacher(workspace, run: Callable[[ToolCall], ToolResult],
              budget: int = MAX_FILES * MAX_BYTES) -> Callable[[str], list[Attachment]]:
     """`attach_mentions` for a project: paths resolved (and confined) by its Workspace."""
 
-    def real(path: str):
+    def size(path: str) -> int | None:
         try:
             p = workspace.resolve(path)
-        except Exception:  # outside the project, or unresolvable: not a mention of ours
+            return p.stat().st_size if p.is_file() else None
+        except Exception:  # outside the project, unresolvable or unreadable: not a mention of ours
             return None
-        return p if p.is_file() else None
 
-    def exists(path: str) -> bool:
-        return real(path) is not None
-
-    def size(path: str) -> int:
-        p = real(path)
-        try:
-            return p.stat().st_size if p is not None else 0
-        except OSError:
-            return 0
-
-    return lambda text: attach_mentions(text, exists, run, size, budget)
+    return lambda text: attach_mentions(text, size, run, budget)

@@ -47,8 +47,8 @@ def _pick(text: str, p: Progress, tool_names: set[str]) -> tuple[str | None, str
                             "now; if nothing is left to do, reply with one short sentence.")
     missing = [f for f in p.named if os.path.normpath(f) not in p.changed]
     if p.changed and missing:
-        return "unchanged", (f"You changed {_names(sorted(p.changed))}. The request also names "
-                             f"{_names(missing)}, which you have not changed. If the request needs a "
+        return "unchanged", (f"You changed {', '.join(sorted(p.changed))}. The request also names "
+                             f"{', '.join(missing)}, which you have not changed. If the request needs a "
                              "change there too, make it now with a tool call; if not, reply with one "
                              "short sentence.")
     return None, ""
@@ -61,7 +61,3 @@ def _announces(text: str, tool_names: set[str]) -> bool:
     first = text.splitlines()[0]
     return bool(_ANNOUNCE.match(first)) or any(re.search(rf"\b(call|use|run)\s+`?{re.escape(n)}\b", first)
                                                for n in tool_names)
-
-
-def _names(paths: list[str]) -> str:
-    return ", ".join(paths)
